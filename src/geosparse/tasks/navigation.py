@@ -1,0 +1,201 @@
+"""Navigation / path integration (Sorscher et al. set-up, PAPER.md "Navigation").
+
+Units: positions in metres, box centred at the origin; velocities are displacements per
+time step (metres / step, dt = 0.02 s); decoding error is reported in centimetres.
+Tensors are time-major: ``(T, B, ...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+DT = 0.02
+"""Time step (s)."""
+ROTATION_SIGMA = 5.76 * 2
+"""Std of the rotation velocity (rad/s)."""
+SPEED_SCALE = 0.13 * 2 * math.pi
+"""Rayleigh scale of the forward speed (m/s)."""
+BORDER = 0.03
+"""Distance to a wall (m) under which the animal turns away and slows to 25 %."""
+
+
+class PlaceCells:
+    """Difference-of-Gaussians place cells with uniformly random centres.
+
+    Args:
+        n: number of cells (Np). sigma: tuning width (m). surround_scale: variance
+        ratio of the surround Gaussian. dog: subtract the surround. box: (width, height)
+        in m. generator: draws the centres (device of the generator = device used).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        sigma: float,
+        surround_scale: float,
+        dog: bool,
+        box: tuple[float, float],
+        generator: torch.Generator,
+    ) -> None:
+        self.n, self.sigma, self.surround_scale, self.dog = n, sigma, surround_scale, dog
+        self.box = box
+        device = generator.device
+        half = torch.tensor(box, device=device) / 2
+        unit = torch.rand(n, 2, generator=generator, device=device)
+        self.centres = (2 * unit - 1) * half  # (Np, 2)
+
+    def activation(self, pos: torch.Tensor) -> torch.Tensor:
+        """Place-cell code ``(..., Np)`` of positions ``(..., 2)``; rows sum to 1."""
+        d2 = ((pos[..., None, :] - self.centres) ** 2).sum(-1)
+        out = torch.softmax(-d2 / (2 * self.sigma**2), dim=-1)
+        if self.dog:
+            out = out - torch.softmax(-d2 / (2 * self.surround_scale * self.sigma**2), dim=-1)
+            out = out - out.amin(dim=-1, keepdim=True)
+            out = out / out.sum(dim=-1, keepdim=True)
+        return out
+
+    def decode(self, scores: torch.Tensor, k: int = 3) -> torch.Tensor:
+        """Position ``(..., 2)``: mean centre of the ``k`` highest of ``scores (..., Np)``."""
+        return self.centres[torch.topk(scores, k, dim=-1).indices].mean(-2)
+
+
+@dataclass
+class Batch:
+    """One batch of trajectories (time-major).
+
+    velocity: (T, B, 2) displacement per step (m). init_code: (B, Np) place code of the
+    start. position: (T, B, 2) true positions (m). target_code: (T, B, Np).
+    """
+
+    velocity: torch.Tensor
+    init_code: torch.Tensor
+    position: torch.Tensor
+    target_code: torch.Tensor
+
+
+class TrajectoryGenerator:
+    """Random-walk trajectories in a box, generated with torch on the generator's device.
+
+    Trajectories are drawn ``chunk`` batches at a time (one vectorised walk over
+    ``chunk * batch_size`` animals) and served batch by batch, which amortises the
+    per-time-step kernel launches on a GPU. The stream is a pure function of the seed;
+    ``state_dict`` / ``load_state_dict`` restore it exactly mid-chunk.
+    """
+
+    def __init__(
+        self,
+        place_cells: PlaceCells,
+        sequence_length: int,
+        batch_size: int,
+        seed: int,
+        chunk: int = 32,
+    ) -> None:
+        self.place_cells = place_cells
+        self.sequence_length, self.batch_size, self.chunk = sequence_length, batch_size, chunk
+        self.generator = torch.Generator(device=place_cells.centres.device).manual_seed(seed)
+        self._chunk_start_state = self.generator.get_state()
+        self._cursor = chunk  # forces a fresh chunk on first use
+        self._positions: torch.Tensor | None = None
+        self._steps: torch.Tensor | None = None
+
+    def _walk(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Simulate ``n`` animals: positions ``(T + 2, n, 2)`` and steps ``(T + 2, n)``."""
+        g, dev = self.generator, self.generator.device
+        width, height = self.place_cells.box
+        steps = self.sequence_length + 1
+        half = torch.tensor([width / 2, height / 2], device=dev)
+        pos = (2 * torch.rand(n, 2, generator=g, device=dev) - 1) * half
+        hd = 2 * math.pi * torch.rand(n, generator=g, device=dev)
+        turns = ROTATION_SIGMA * torch.randn(steps, n, generator=g, device=dev)
+        uniform = torch.rand(steps, n, generator=g, device=dev).clamp_min(1e-12)
+        speeds = SPEED_SCALE * torch.sqrt(-2 * torch.log(uniform))  # Rayleigh
+        wall_angles = torch.arange(4, device=dev) * (math.pi / 2)
+        positions, headings, velocity = [pos], [hd], []
+        for t in range(steps):
+            walls = torch.stack(
+                [half[0] - pos[:, 0], half[1] - pos[:, 1], half[0] + pos[:, 0], half[1] + pos[:, 1]]
+            )
+            d_wall, nearest = walls.min(dim=0)
+            a_wall = torch.remainder(torch.remainder(hd, 2 * math.pi) - wall_angles[nearest] + math.pi,
+                                     2 * math.pi) - math.pi
+            near = (d_wall < BORDER) & (a_wall.abs() < math.pi / 2)
+            turn = torch.where(near, torch.sign(a_wall) * (math.pi / 2 - a_wall.abs()), 0.0)
+            v = torch.where(near, 0.25 * speeds[t], speeds[t]) * DT
+            pos = pos + v[:, None] * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
+            hd = hd + turn + DT * turns[t]
+            positions.append(pos)
+            headings.append(hd)
+            velocity.append(v)
+        velocity.append(torch.zeros_like(v))
+        return torch.stack(positions), torch.stack(headings), torch.stack(velocity)
+
+    def _refill(self) -> None:
+        self._chunk_start_state = self.generator.get_state()
+        positions, headings, speed = self._walk(self.chunk * self.batch_size)
+        self._positions = positions  # (T + 2, chunk * B, 2)
+        direction = torch.stack([torch.cos(headings), torch.sin(headings)], dim=-1)
+        self._steps = (speed[..., None] * direction)[1:-1]  # (T, chunk * B, 2)
+        self._cursor = 0
+
+    def next_batch(self) -> Batch:
+        """The next batch of the stream."""
+        if self._cursor >= self.chunk:
+            self._refill()
+        sl = slice(self._cursor * self.batch_size, (self._cursor + 1) * self.batch_size)
+        self._cursor += 1
+        position = self._positions[2:, sl]
+        return Batch(
+            velocity=self._steps[:, sl],
+            init_code=self.place_cells.activation(self._positions[1, sl]),
+            position=position,
+            target_code=self.place_cells.activation(position),
+        )
+
+    def state_dict(self) -> dict:
+        return {"chunk_start_state": self._chunk_start_state, "cursor": self._cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["chunk_start_state"])
+        cursor = int(state["cursor"])
+        if cursor < self.chunk:
+            self._refill()
+        self._cursor = cursor
+
+
+class NavigationRNN(nn.Module):
+    """Elman RNN without biases: encoder(Np -> Ng) sets h0, RNN(2 -> Ng), decoder(Ng -> Np)."""
+
+    def __init__(self, n_place_cells: int, n_hidden: int, activation: str = "relu") -> None:
+        super().__init__()
+        self.encoder = nn.Linear(n_place_cells, n_hidden, bias=False)
+        self.rnn = nn.RNN(2, n_hidden, nonlinearity=activation, bias=False)
+        self.decoder = nn.Linear(n_hidden, n_place_cells, bias=False)
+
+    def forward(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
+        """Read-out logits ``(T, B, Np)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
+        hidden, _ = self.rnn(velocity, self.encoder(init_code)[None])
+        return self.decoder(hidden)
+
+    def prunable(self) -> dict[str, nn.Parameter]:
+        """The weight matrices pruned by default, by their paper names."""
+        return {
+            "encoder": self.encoder.weight,
+            "W_ih": self.rnn.weight_ih_l0,
+            "W_hh": self.rnn.weight_hh_l0,
+            "decoder": self.decoder.weight,
+        }
+
+
+def cross_entropy(logits: torch.Tensor, target_code: torch.Tensor) -> torch.Tensor:
+    """Mean over (T, B) of ``-sum_j y_j log softmax(logits)_j`` (nats)."""
+    return -(target_code * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def decoding_error_cm(logits: torch.Tensor, position: torch.Tensor, place_cells: PlaceCells) -> torch.Tensor:
+    """Mean Euclidean error (cm) of the top-3 decoded positions vs the true ``(T, B, 2)``."""
+    decoded = place_cells.decode(logits)
+    return 100.0 * torch.linalg.vector_norm(decoded - position, dim=-1).mean()

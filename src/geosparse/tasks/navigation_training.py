@@ -1,0 +1,130 @@
+"""Wires the navigation task into the training driver (one forward pass per step)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from geosparse.pruning import MagnitudePruner
+from geosparse.regularizer import from_config as regularizer_from_config
+from geosparse.runio import derive_seed
+from geosparse.tasks.navigation import (
+    NavigationRNN,
+    PlaceCells,
+    TrajectoryGenerator,
+    cross_entropy,
+    decoding_error_cm,
+)
+
+SMALL_WEIGHT = 1e-3
+"""The paper's stated validation threshold on |W_hh| (reported as a fraction)."""
+
+
+class NavigationRun:
+    """Model, regularizer, pruner and data streams of one navigation run."""
+
+    def __init__(self, config: dict, seed: int, device: torch.device) -> None:
+        self.config, self.seed, self.device = config, seed, device
+        pc, model_cfg = config["place_cells"], config["model"]
+        self.place_cells = PlaceCells(
+            n=pc["n"],
+            sigma=pc["sigma"],
+            surround_scale=pc["surround_scale"],
+            dog=pc["dog"],
+            box=(pc["box_width"], pc["box_height"]),
+            generator=torch.Generator(device=device).manual_seed(pc["seed"]),
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "model-init"))
+            self.model = NavigationRNN(pc["n"], model_cfg["n_hidden"], model_cfg["activation"])
+        self.model.to(device)
+        self.regularizer = regularizer_from_config(
+            config["regularizer"], model_cfg["n_hidden"], derive_seed(seed, "moduli")
+        ).to(device)
+        weights = self.model.prunable()
+        self.pruner = MagnitudePruner(
+            {name: weights[name] for name in config["pruning"]["tensors"]},
+            scope=config["pruning"]["scope"],
+        )
+        self.trainable: list[nn.Parameter] = [*self.model.parameters(), *self.regularizer.parameters()]
+        self.stream: TrajectoryGenerator | None = None
+
+    def _stream(self, purpose: str) -> TrajectoryGenerator:
+        traj = self.config["trajectory"]
+        return TrajectoryGenerator(
+            self.place_cells,
+            traj["sequence_length"],
+            traj["batch_size"],
+            seed=derive_seed(self.seed, purpose),
+            chunk=traj["chunk"],
+        )
+
+    def start_phase(self, phase: str) -> None:
+        self.stream = self._stream(f"train-{phase}")
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        training = self.config["training"]
+        return torch.optim.AdamW(self.trainable, lr=training["lr"], weight_decay=training["weight_decay"])
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        batch = self.stream.next_batch()
+        logits = self.model(batch.velocity, batch.init_code)
+        task_loss = cross_entropy(logits, batch.target_code)
+        penalty = self.regularizer.reg(self.model.rnn.weight_hh_l0)
+        with torch.no_grad():
+            error = decoding_error_cm(logits, batch.position, self.place_cells)
+        return {"loss": task_loss + penalty, "task_loss": task_loss.detach(),
+                "penalty": penalty.detach(), "error_cm": error}
+
+    def after_step(self) -> None:
+        self.regularizer.project_()
+
+    def end_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Error (cm) and loss over fresh batches of a dedicated evaluation stream.
+
+        The rule: pruned weights are exact zeros (the masks); if
+        ``evaluation.zero_threshold`` > 0, |W_hh| below it is also zeroed, on a copy.
+        """
+        threshold = self.config["evaluation"]["zero_threshold"]
+        model = self.model
+        if threshold > 0:
+            model = copy.deepcopy(self.model)
+            w = model.rnn.weight_hh_l0
+            w.mul_(w.abs() >= threshold)
+        model.eval()
+        stream = self._stream("evaluation")
+        errors, losses = [], []
+        for _ in range(self.config["evaluation"]["batches"]):
+            batch = stream.next_batch()
+            logits = model(batch.velocity, batch.init_code)
+            errors.append(decoding_error_cm(logits, batch.position, self.place_cells))
+            losses.append(cross_entropy(logits, batch.target_code))
+        w_hh = model.rnn.weight_hh_l0
+        report = self.pruner.report()
+        return {
+            "error_cm": float(torch.stack(errors).mean()),
+            "loss": float(torch.stack(losses).mean()),
+            "W_hh_sparsity": float((w_hh == 0).float().mean()),
+            "sparsity": report["global"]["sparsity"],
+            "sparsity_report": report,
+            "W_hh_fraction_below_1e-3": float((w_hh.abs() < SMALL_WEIGHT).float().mean()),
+            "eval_rule": (
+                "pruning masks only: pruned weights are exact zeros"
+                if threshold == 0
+                else f"pruning masks, plus |W_hh| < {threshold:g} set to zero"
+            ),
+        }
+
+    def state_dict(self) -> dict:
+        return {"stream": self.stream.state_dict(), "regularizer": self.regularizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream = self.stream or self._stream("train-sparse")
+        self.stream.load_state_dict(state["stream"])
+        self.regularizer.load_state_dict(state["regularizer"])

@@ -1,0 +1,224 @@
+"""Task-independent training driver: pruning schedule, phases, checkpoints, metrics.
+
+A run has the phase ``sparse`` (train while pruning on the schedule, then optional
+fine-tuning epochs at the target) and optionally ``lottery`` (re-initialise at random,
+keep the final masks, train for the same number of epochs). After each epoch the full
+state (model, optimizer, masks, data-stream RNG, history) is checkpointed atomically;
+a run started again with the same arguments resumes from there and ends with the same
+metrics as an uninterrupted run. A NaN/inf training loss stops the run with
+``status: "diverged"`` (exit code 0: a grid must finish, and such runs are counted).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from geosparse.pruning import MagnitudePruner, lottery_ticket_reinit, scheduled_fraction
+from geosparse.runio import (
+    derive_seed,
+    describe_device,
+    load_checkpoint,
+    save_checkpoint,
+    setup_logging,
+    versions,
+    write_json,
+)
+
+METRICS_SCHEMA_VERSION = 1
+
+
+class TaskRun(Protocol):
+    """What a task provides to the driver (see ``tasks/navigation.py``)."""
+
+    model: nn.Module
+    pruner: MagnitudePruner
+    trainable: list[nn.Parameter]
+
+    def start_phase(self, phase: str) -> None:
+        """Reset the task's training data stream for ``phase``."""
+
+    def new_optimizer(self) -> torch.optim.Optimizer: ...
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One forward pass on the next batch: ``loss`` (to backprop) + detached stats."""
+
+    def after_step(self) -> None:
+        """Called after every optimizer step and mask application."""
+
+    def end_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        """Per-epoch validation (may adjust the optimizer, e.g. lr on plateau)."""
+
+    def evaluate(self) -> dict:
+        """Final metrics of the current (sparse) model."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class Trainer:
+    """Runs a ``TaskRun`` under the config's training/pruning sections, writing ``out/``.
+
+    Outputs: ``metrics.json`` (results + full config + provenance), ``checkpoint.pt``
+    (resumable state), ``model.pt`` (final sparse model and masks, per phase), and
+    ``train.log``.
+    """
+
+    def __init__(self, task: TaskRun, config: dict, seed: int, out: Path, device: torch.device):
+        self.task, self.config, self.seed, self.out, self.device = task, config, seed, out, device
+        self.log = setup_logging(out / "train.log")
+        training, pruning = config["training"], config["pruning"]
+        self.epochs = training["epochs"]
+        self.total_epochs = training["epochs"] + training["finetune_epochs"]
+        self.steps = training["steps_per_epoch"]
+        self.grad_clip = training.get("grad_clip")
+        self.target, self.schedule = pruning["target"], pruning["schedule"]
+        self.phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _fraction(self, epoch: int) -> float:
+        return scheduled_fraction(min(epoch, self.epochs - 1), self.epochs, self.target, self.schedule)
+
+    def run(self) -> dict:
+        state, optimizer_state = self._resume_state()
+        optimizer = None
+        for phase in self.phases[self.phases.index(state["phase"]):]:
+            if phase != state["phase"]:  # entering a new phase (not resuming inside it)
+                state.update(phase=phase, epoch=0)
+                if phase == "lottery":
+                    lottery_ticket_reinit(
+                        self.task.model, self.task.pruner, derive_seed(self.seed, "lottery-init")
+                    )
+                self.task.start_phase(phase)
+                optimizer_state = None
+            optimizer = self.task.new_optimizer()
+            if optimizer_state is not None:
+                optimizer.load_state_dict(optimizer_state)
+            while state["epoch"] < self.total_epochs and state["status"] == "running":
+                self._train_epoch(state, optimizer)
+                self._checkpoint(state, optimizer)
+            if state["status"] == "diverged":
+                break
+            if phase not in state["results"]:
+                started = time.perf_counter()
+                state["results"][phase] = self.task.evaluate()
+                state["wall_time_s"] += time.perf_counter() - started
+                self.log.info("%s result: %s", phase, _short(state["results"][phase]))
+                save_checkpoint(self.out / f"model_{phase}.pt", {
+                    "model": self.task.model.state_dict(), "masks": self.task.pruner.state_dict()})
+                self._checkpoint(state, optimizer)
+        if state["status"] == "running":
+            state["status"] = "completed"
+        metrics = self._metrics(state)
+        write_json(self.out / "metrics.json", metrics)
+        self._checkpoint(state, optimizer)
+        self.log.info("done: status=%s wall=%.1fs -> %s", state["status"], state["wall_time_s"],
+                      self.out / "metrics.json")
+        return metrics
+
+    def _train_epoch(self, state: dict, optimizer: torch.optim.Optimizer) -> None:
+        phase, epoch = state["phase"], state["epoch"]
+        started = time.perf_counter()
+        if phase == "sparse":
+            self.task.pruner.prune_to(self._fraction(epoch))
+        sums: dict[str, torch.Tensor] = {}
+        bar = tqdm(range(self.steps), desc=f"{phase} epoch {epoch + 1}/{self.total_epochs}",
+                   leave=False, disable=None)
+        self.task.model.train()
+        for _ in bar:
+            stats = self.task.train_step()
+            optimizer.zero_grad(set_to_none=True)
+            stats["loss"].backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.task.trainable, self.grad_clip)
+            optimizer.step()
+            self.task.pruner.apply_()
+            self.task.after_step()
+            for key, value in stats.items():
+                value = value.detach()
+                sums[key] = sums[key] + value if key in sums else value
+        means = {key: float(value) / self.steps for key, value in sums.items()}
+        record = {"phase": phase, "epoch": epoch, "pruned_fraction_target": self._fraction(epoch)
+                  if phase == "sparse" else None, **_finite_or_none(means)}
+        report = self.task.pruner.report()
+        record["sparsity"] = report["global"]["sparsity"]
+        record.update({f"sparsity_{k}": v["sparsity"] for k, v in report["tensors"].items()})
+        if not math.isfinite(means["loss"]):
+            state["status"] = "diverged"
+            state["diverged"] = {"phase": phase, "epoch": epoch}
+            self.log.warning("%s epoch %d: loss is %s, stopping (diverged)", phase, epoch, means["loss"])
+        else:
+            record.update(self.task.end_epoch(optimizer))
+        state["wall_time_s"] += time.perf_counter() - started
+        state["history"].append(record)
+        state["epoch"] += 1
+        self.log.info("%s", _short(record))
+
+    def _checkpoint(self, state: dict, optimizer: torch.optim.Optimizer | None) -> None:
+        save_checkpoint(self.checkpoint_path, {
+            **state,
+            "config": self.config,
+            "seed": self.seed,
+            "model": self.task.model.state_dict(),
+            "masks": self.task.pruner.state_dict(),
+            "task": self.task.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        })
+
+    def _resume_state(self) -> tuple[dict, dict | None]:
+        """The run state and optimizer state to continue from (fresh if no checkpoint)."""
+        state = {"phase": self.phases[0], "epoch": 0, "status": "running", "diverged": None,
+                 "history": [], "results": {}, "wall_time_s": 0.0}
+        if not self.checkpoint_path.exists():
+            self.task.start_phase(self.phases[0])
+            return state, None
+        saved = load_checkpoint(self.checkpoint_path, self.device)
+        if saved["config"] != self.config or saved["seed"] != self.seed:
+            raise RuntimeError(
+                f"{self.checkpoint_path} belongs to a run with another config or seed; "
+                "use a new --out directory or delete the checkpoint"
+            )
+        self.task.model.load_state_dict(saved["model"])
+        self.task.pruner.load_state_dict(saved["masks"])
+        self.task.load_state_dict(saved["task"])
+        state = {key: saved[key] for key in state}
+        self.log.info("resuming %s at epoch %d (%s)", state["phase"], state["epoch"], self.checkpoint_path)
+        return state, saved["optimizer"]
+
+    def _metrics(self, state: dict) -> dict:
+        return {
+            "schema_version": METRICS_SCHEMA_VERSION,
+            "task": self.config["task"],
+            "status": state["status"],
+            "diverged": state["diverged"],
+            "seed": self.seed,
+            "config": self.config,
+            "versions": versions(),
+            "device": describe_device(self.device),
+            "wall_time_s": state["wall_time_s"],
+            "history": state["history"],
+            "final": state["results"].get("sparse"),
+            "lottery_ticket": state["results"].get("lottery"),
+        }
+
+
+def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN/inf: non-finite numbers become null."""
+    return {k: v if math.isfinite(v) else None for k, v in values.items()}
+
+
+def _short(record: dict) -> str:
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in record.items() if not isinstance(v, dict)
+    )
