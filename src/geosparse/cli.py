@@ -1,14 +1,23 @@
-"""Command line: ``geosparse train <task> --config FILE [--set k=v ...] --seed S --out DIR``."""
+"""Command line: ``geosparse train <task> --config FILE [--set k=v ...] --seed S --out DIR``.
+
+Also ``geosparse data wikitext2 --dest DIR [--source URL_OR_PATH ...]`` (fetch + verify).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from geosparse.config import ConfigError, resolve
 
-TASKS = ("navigation",)
+RUNS = {  # task -> (module:class of its TaskRun, headline metric printed after training)
+    "navigation": ("geosparse.tasks.navigation_training:NavigationRun", "error_cm"),
+    "language": ("geosparse.tasks.language_training:LanguageRun", "test_ppl"),
+    "adding": ("geosparse.tasks.adding_training:AddingRun", "test_mse"),
+}
+TASKS = tuple(RUNS)
 
 
 def _nonnegative_int(text: str) -> int:
@@ -29,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_nonnegative_int, default=0, help="run seed (default 0)")
     train.add_argument("--out", required=True, type=Path, help="run directory (resumed if it has a checkpoint)")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    data = commands.add_parser("data", help="fetch and verify a dataset (exit 1 if that fails)")
+    data.add_argument("dataset", choices=["wikitext2"])
+    data.add_argument("--dest", type=Path, default=Path("data/wikitext-2"), help="target folder")
+    data.add_argument("--source", action="append", default=[], metavar="URL_OR_PATH",
+                      help="try this instead of the configured mirrors (zip, folder, or parquet "
+                           "template with {split}); repeatable")
+    data.add_argument("--config", type=Path, default=Path("config/data/wikitext2.yaml"),
+                      help="mirrors, checksum and expected line counts")
     return parser
 
 
@@ -36,7 +53,6 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from geosparse.runio import select_device
-    from geosparse.tasks.navigation_training import NavigationRun
     from geosparse.training import Trainer
 
     config = resolve(args.config, args.task, args.overrides)
@@ -44,18 +60,33 @@ def _train(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    task = NavigationRun(config, args.seed, device)
+    target, headline = RUNS[args.task]
+    module, name = target.split(":")
+    task = getattr(importlib.import_module(module), name)(config, args.seed, device)
     metrics = Trainer(task, config, args.seed, args.out, device).run()
     final = metrics["final"] or {}
-    print(f"status={metrics['status']} error_cm={final.get('error_cm')} "
+    print(f"status={metrics['status']} {headline}={final.get(headline)} "
           f"W_hh_sparsity={final.get('W_hh_sparsity')} -> {args.out / 'metrics.json'}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from geosparse.data.wikitext2 import DataError, Wikitext2Spec, fetch
+
+    spec = Wikitext2Spec.load(args.config)
+    try:
+        fetch(args.dest, spec, args.source, log=lambda message: print(message, file=sys.stderr))
+    except DataError as error:
+        print(f"geosparse: error: {error}", file=sys.stderr)
+        return 1
+    print(f"WikiText-2 verified in {args.dest}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _train(args)
+        return {"train": _train, "data": _data}[args.command](args)
     except (ConfigError, ValueError) as error:
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2

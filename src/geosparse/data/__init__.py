@@ -1,0 +1,1 @@
+"""Datasets: WikiText-2 fetching/verification and word-level corpora."""
