@@ -126,6 +126,8 @@ class TrajectoryGenerator:
             turn = torch.where(near, torch.sign(a_wall) * (math.pi / 2 - a_wall.abs()), 0.0)
             v = torch.where(near, 0.25 * speeds[t], speeds[t]) * DT
             pos = pos + v[:, None] * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
+            # a fast step can still cross a wall (the turn only acts afterwards): stop there
+            pos = torch.maximum(torch.minimum(pos, half), -half)
             hd = hd + turn + DT * turns[t]
             positions.append(pos)
             headings.append(hd)
@@ -135,10 +137,10 @@ class TrajectoryGenerator:
 
     def _refill(self) -> None:
         self._chunk_start_state = self.generator.get_state()
-        positions, headings, speed = self._walk(self.chunk * self.batch_size)
+        positions, _, _ = self._walk(self.chunk * self.batch_size)
         self._positions = positions  # (T + 2, chunk * B, 2)
-        direction = torch.stack([torch.cos(headings), torch.sin(headings)], dim=-1)
-        self._steps = (speed[..., None] * direction)[1:-1]  # (T, chunk * B, 2)
+        # velocity input = actual displacement (also at a wall, where the step is cut short)
+        self._steps = positions[2:] - positions[1:-1]  # (T, chunk * B, 2)
         self._cursor = 0
 
     def next_batch(self) -> Batch:
@@ -156,7 +158,11 @@ class TrajectoryGenerator:
         )
 
     def state_dict(self) -> dict:
-        return {"chunk_start_state": self._chunk_start_state, "cursor": self._cursor}
+        # At a chunk boundary the next chunk starts from the generator's current state,
+        # not from the start of the exhausted chunk (which would replay it after loading).
+        exhausted = self._cursor >= self.chunk
+        start = self.generator.get_state() if exhausted else self._chunk_start_state
+        return {"chunk_start_state": start, "cursor": self._cursor}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["chunk_start_state"])

@@ -1,0 +1,71 @@
+"""Shared helpers for the geosparse behaviour tests (all CPU, tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "config" / "navigation" / "smoke.yaml"
+DEFAULT = REPO / "config" / "navigation" / "default.yaml"
+
+# Keep the suite light on a shared 2-core machine.
+torch.set_num_threads(1)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"metrics.json holds the non-JSON constant {name}")
+
+
+def read_metrics(out: Path) -> dict:
+    """Parse ``out/metrics.json`` strictly (NaN / Infinity are not JSON)."""
+    return json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
+
+
+def comparable(metrics: dict) -> dict:
+    """Metrics without the fields that legitimately differ between identical runs."""
+    return {k: v for k, v in metrics.items() if k not in ("wall_time_s",)}
+
+
+def all_finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(all_finite(v) for v in value)
+    return True
+
+
+def cli_args(out: Path, *overrides: str, seed: int = 0, config: Path = SMOKE) -> list[str]:
+    args = ["train", "navigation", "--config", str(config), "--seed", str(seed),
+            "--out", str(out), "--device", "cpu"]
+    for assignment in overrides:
+        args += ["--set", assignment]
+    return args
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_cli_subprocess(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m geosparse.cli ARGS`` in a child process (real exit codes and stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "geosparse.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=REPO,
+    )
+
+
+@pytest.fixture
+def float64_generator():
+    return torch.Generator().manual_seed(1234)
