@@ -9,12 +9,16 @@ work starts; errors name the key and, where the schema has them, the allowed val
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""Scientific notation that YAML 1.1 (PyYAML) reads as a string: 1e-3, 2E5, 1.0e39."""
 
 
 class ConfigError(ValueError):
@@ -61,7 +65,10 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
             node = child
-        node[leaf] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(raw.strip()):
+            value = float(value)  # --set training.lr=1e-3 means the number
+        node[leaf] = value
     return config
 
 
@@ -77,6 +84,15 @@ def _describe(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     if "enum" in schema and "is not one of" not in message:
         message += f"; allowed values: {schema['enum']}"
+    if "oneOf" in schema:  # e.g. regularizer.scale: a number or one of some names
+        options = []
+        for branch in schema["oneOf"]:
+            if "enum" in branch:
+                options.extend(repr(v) for v in branch["enum"])
+            elif "type" in branch:
+                bound = f" >= {branch['minimum']}" if "minimum" in branch else ""
+                options.append(f"a {branch['type']}{bound}")
+        message += f"; allowed values: {', '.join(options)}"
     return f"config key {key!r}: {message}"
 
 

@@ -1,0 +1,148 @@
+"""Command line: bad configs exit with code 2 and a message, before any work is done."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import SMOKE, cli_args, read_metrics, run_cli_subprocess
+from geosparse.cli import main
+from geosparse.config import ConfigError, resolve
+
+SPACES = ["torus", "torus6", "klein", "circle", "sphere", "s3", "r3", "standard", "none"]
+INHIBITORS = ["dog", "square", "ripple", "gauss", "identity"]
+
+
+def _fails_cleanly(capsys, tmp_path, args_overrides, *expected, config=SMOKE) -> str:
+    out = tmp_path / "run"
+    code = main(cli_args(out, *args_overrides, config=config))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("geosparse: error:"), err
+    for text in expected:
+        assert text in err, f"{text!r} not in {err!r}"
+    # nothing was started: no run directory, no metrics, no checkpoint, no log
+    assert not out.exists()
+    return err
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("regularizer.space=tors", ["regularizer.space", "tors", *SPACES]),
+        ("regularizer.inhibitor=doggo", ["regularizer.inhibitor", "doggo", *INHIBITORS]),
+        ("pruning.target=1.0", ["pruning.target", "1"]),
+        ("pruning.target=-0.1", ["pruning.target", "-0.1", "0"]),
+        ("regularizer.strength=-1", ["regularizer.strength", "-1", "minimum of 0"]),
+        ("regularizer.p=0", ["regularizer.p", "0"]),
+        ("model.n_hidden=1", ["model.n_hidden", "1", "minimum of 2"]),
+        ("pruning.schedule=exp", ["pruning.schedule", "exp", "linear", "cubic"]),
+        ("pruning.scope=layer", ["pruning.scope", "layer", "global", "per_tensor"]),
+        ("pruning.tensors=[W_hh, bias]", ["pruning.tensors", "bias", "W_hh", "decoder"]),
+        ("model.activation=gelu", ["model.activation", "gelu", "relu", "tanh"]),
+        ("training.lr=0", ["training.lr"]),
+        ("training.epochs=0", ["training.epochs"]),
+        ("regularizer.scale=l2_star", ["regularizer.scale", "l1_star", "l1_star_authors"]),
+    ],
+)
+def test_bad_values_exit_2_naming_key_and_allowed_values(capsys, tmp_path, override, expected):
+    _fails_cleanly(capsys, tmp_path, [override], *expected)
+
+
+def test_unknown_keys_are_named(capsys, tmp_path):
+    _fails_cleanly(capsys, tmp_path, ["model.n_hiden=64"], "model", "n_hiden")
+    _fails_cleanly(capsys, tmp_path, ["optimiser=adam"], "optimiser")
+    _fails_cleanly(capsys, tmp_path, ["regularizer.spaces=torus"], "regularizer", "spaces")
+
+
+def test_every_error_is_reported_at_once(capsys, tmp_path):
+    err = _fails_cleanly(capsys, tmp_path, ["regularizer.space=tors", "regularizer.p=0"])
+    assert "regularizer.space" in err and "regularizer.p" in err
+
+
+def test_nonexistent_config_file(capsys, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    _fails_cleanly(capsys, tmp_path, [], "config file not found", str(missing), config=missing)
+
+
+def test_malformed_set_and_non_mapping_config(capsys, tmp_path):
+    _fails_cleanly(capsys, tmp_path, ["training.lr"], "key=value", "training.lr")
+    _fails_cleanly(capsys, tmp_path, ["model=3", "model.n_hidden=4"], "model")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    _fails_cleanly(capsys, tmp_path, [], "mapping", config=listing)
+
+
+def test_l1_star_scale_needs_the_standard_space(capsys, tmp_path):
+    _fails_cleanly(capsys, tmp_path, ["regularizer.scale=l1_star"], "standard", "torus")
+
+
+def test_config_for_another_task_is_refused(capsys, tmp_path):
+    other = tmp_path / "lm.yaml"
+    other.write_text(f"extends: {SMOKE}\ntask: language\n")
+    _fails_cleanly(capsys, tmp_path, [], "task", "language", config=other)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda(capsys, tmp_path):
+    out = tmp_path / "run"
+    args = cli_args(out)
+    args[args.index("--device") + 1] = "cuda"
+    assert main(args) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not (out / "metrics.json").exists()
+
+
+def test_negative_seed_is_an_argument_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(cli_args(tmp_path / "run", seed=-1))
+    assert info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_subprocess_exit_code_and_stderr(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli_subprocess(cli_args(out, "regularizer.space=tors"))
+    assert result.returncode == 2
+    assert "regularizer.space" in result.stderr and "klein" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------ accepted values
+def test_set_parses_yaml_values_including_scientific_notation():
+    config = resolve(SMOKE, "navigation", [
+        "training.lr=1e-3", "regularizer.strength=2.5E2", "training.grad_clip=null",
+        "pruning.tensors=[W_hh]", "lottery_ticket.enabled=true", "model.n_hidden=8",
+    ])
+    assert config["training"]["lr"] == 1e-3 and isinstance(config["training"]["lr"], float)
+    assert config["regularizer"]["strength"] == 250.0
+    assert config["training"]["grad_clip"] is None
+    assert config["pruning"]["tensors"] == ["W_hh"]
+    assert config["lottery_ticket"]["enabled"] is True
+    assert config["model"]["n_hidden"] == 8
+    with pytest.raises(ConfigError, match="n_hidden"):
+        resolve(SMOKE, "navigation", ["model.n_hidden='8'"])
+
+
+def test_smoke_extends_default_and_every_shipped_config_validates():
+    smoke = resolve(SMOKE, "navigation")
+    assert smoke["model"]["n_hidden"] == 32
+    assert smoke["regularizer"]["space"] == "torus"  # inherited from default.yaml
+    for name in ("default", "smoke", "paper"):
+        config = resolve(SMOKE.parent / f"{name}.yaml", "navigation")
+        assert config["task"] == "navigation"
+    paper = resolve(SMOKE.parent / "paper.yaml", "navigation")
+    assert paper["model"]["n_hidden"] == 4096 and paper["place_cells"]["n"] == 512
+    assert paper["training"]["lr"] == pytest.approx(1e-4)
+
+
+def test_a_valid_run_prints_a_summary_and_writes_outputs(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main(cli_args(out, "training.epochs=2", "training.steps_per_epoch=2")) == 0
+    printed = capsys.readouterr().out
+    assert "status=completed" in printed and "metrics.json" in printed
+    metrics = read_metrics(out)
+    assert metrics["config"]["training"]["epochs"] == 2
+    for name in ("metrics.json", "checkpoint.pt", "model_sparse.pt", "train.log"):
+        assert (out / name).is_file()

@@ -1,0 +1,319 @@
+"""End-to-end training runs (CPU, config/navigation/smoke.yaml): metrics, determinism,
+divergence, resume after SIGKILL, checkpoint guard, lottery ticket."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import (
+    REPO,
+    SMOKE,
+    all_finite,
+    cli_args,
+    comparable,
+    read_metrics,
+    subprocess_env,
+)
+from geosparse.cli import main
+from geosparse.config import resolve
+from geosparse.pruning import MagnitudePruner, scheduled_fraction
+from geosparse.runio import load_checkpoint
+from geosparse.training import Trainer
+
+# With 16 place cells of width 0.12 m in a 2.2 m box, the DoG code is almost flat
+# (entropy 2.62 nats vs ln 16 = 2.77), so the task loss can hardly move. A width of
+# 0.3 m makes the code informative, and the smoke run then learns within 90 steps.
+LEARNS = ["place_cells.sigma=0.3", "training.steps_per_epoch=30", "pruning.target=0.5"]
+
+
+def train(out: Path, *overrides: str, seed: int = 0) -> dict:
+    """Run the CLI in-process; return metrics.json (strictly parsed)."""
+    assert main(cli_args(out, *overrides, seed=seed)) == 0
+    return read_metrics(out)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    return out, train(out)
+
+
+# ------------------------------------------------------------------------ learning
+def test_smoke_run_lowers_the_training_loss(tmp_path):
+    history = train(tmp_path / "run", *LEARNS)["history"]
+    assert len(history) == 3
+    first, last = history[0], history[-1]
+    assert last["loss"] < first["loss"] - 0.1, [h["loss"] for h in history]
+    assert last["task_loss"] < first["task_loss"] - 0.02, [h["task_loss"] for h in history]
+    # the total is task loss + penalty
+    for record in history:
+        assert record["loss"] == pytest.approx(record["task_loss"] + record["penalty"], rel=1e-5)
+
+
+def test_unregularised_run_lowers_the_task_loss(tmp_path):
+    history = train(tmp_path / "run", *LEARNS, "regularizer.space=none",
+                    "pruning.target=0.0")["history"]
+    assert all(h["penalty"] == 0 for h in history)
+    assert history[-1]["task_loss"] < history[0]["task_loss"] - 0.1
+
+
+# ------------------------------------------------------------------------ metrics.json
+def test_metrics_json_is_complete_and_reports_measured_sparsity(smoke):
+    out, metrics = smoke
+    config = resolve(SMOKE, "navigation")
+    assert metrics["status"] == "completed"
+    assert metrics["diverged"] is None
+    assert metrics["task"] == "navigation"
+    assert metrics["seed"] == 0
+    assert metrics["config"] == config
+    assert {"geosparse", "torch", "python"} <= set(metrics["versions"])
+    assert metrics["versions"]["torch"] == torch.__version__
+    assert metrics["device"].startswith("cpu")
+    assert isinstance(metrics["wall_time_s"], float) and metrics["wall_time_s"] > 0
+    assert metrics["lottery_ticket"] is None
+    assert all_finite(metrics)
+
+    epochs, target = config["training"]["epochs"], config["pruning"]["target"]
+    history = metrics["history"]
+    assert [h["epoch"] for h in history] == list(range(epochs))
+    assert {h["phase"] for h in history} == {"sparse"}
+    numel = sum(n * m for n, m in [(32, 16), (32, 2), (32, 32), (16, 32)])
+    for e, record in enumerate(history):
+        for key in ("loss", "task_loss", "penalty", "error_cm", "sparsity", "sparsity_W_hh"):
+            assert isinstance(record[key], float) and math.isfinite(record[key]), key
+        assert record["pruned_fraction_target"] == pytest.approx(
+            scheduled_fraction(e, epochs, target))
+        # measured, not the target: zeros / numel, exactly the scheduled count of weights
+        assert record["sparsity"] == pytest.approx(
+            round(record["pruned_fraction_target"] * numel) / numel, abs=2 / numel)
+
+    final = metrics["final"]
+    assert math.isfinite(final["error_cm"]) and 0 < final["error_cm"] < 400
+    assert math.isfinite(final["loss"])
+    assert 0 <= final["W_hh_sparsity"] <= 1
+    assert final["sparsity"] == pytest.approx(target, abs=1e-3)
+    report = final["sparsity_report"]
+    assert report["global"]["numel"] == numel
+    assert report["global"]["sparsity"] == final["sparsity"]
+    assert report["tensors"]["W_hh"]["sparsity"] == pytest.approx(final["W_hh_sparsity"])
+    assert set(report["tensors"]) == {"encoder", "W_ih", "W_hh", "decoder"}
+
+    for name in ("checkpoint.pt", "model_sparse.pt", "train.log"):
+        assert (out / name).is_file(), name
+    assert "done: status=completed" in (out / "train.log").read_text()
+
+
+def test_saved_sparse_model_matches_the_reported_sparsity(smoke):
+    out, metrics = smoke
+    saved = load_checkpoint(out / "model_sparse.pt")
+    w_hh = saved["model"]["rnn.weight_hh_l0"]
+    mask = saved["masks"]["W_hh"]
+    assert torch.equal(w_hh == 0, ~mask | (w_hh == 0))
+    assert (w_hh[~mask] == 0).all()
+    assert float((w_hh == 0).float().mean()) == pytest.approx(metrics["final"]["W_hh_sparsity"])
+    zeros = sum(int((saved["masks"][k] == 0).sum()) for k in saved["masks"])
+    numel = sum(m.numel() for m in saved["masks"].values())
+    assert zeros / numel == pytest.approx(metrics["config"]["pruning"]["target"], abs=1e-3)
+
+
+# ------------------------------------------------------------------------ determinism
+def test_same_seed_gives_identical_metrics(smoke, tmp_path):
+    _, first = smoke
+    second = train(tmp_path / "again")
+    assert comparable(second) == comparable(first)
+
+
+def test_different_seeds_differ(smoke, tmp_path):
+    _, first = smoke
+    other = train(tmp_path / "seed1", seed=1)
+    assert other["seed"] == 1
+    assert [h["loss"] for h in other["history"]] != [h["loss"] for h in first["history"]]
+    assert other["final"]["error_cm"] != first["final"]["error_cm"]
+
+
+def test_rerunning_a_finished_run_reproduces_its_metrics(smoke):
+    out, metrics = smoke
+    again = train(out)
+    assert comparable(again) == comparable(metrics)
+    assert again["wall_time_s"] == pytest.approx(metrics["wall_time_s"])
+
+
+# ------------------------------------------------------------------------ divergence
+@pytest.mark.parametrize("override", ["regularizer.strength=1.0e39", "training.lr=1.0e30"])
+def test_a_diverging_run_ends_with_status_diverged(tmp_path, override):
+    out = tmp_path / "run"
+    metrics = train(out, override)  # exit code 0 is asserted by train()
+    assert metrics["status"] == "diverged"
+    assert metrics["diverged"] == {"phase": "sparse", "epoch": 0}
+    assert len(metrics["history"]) == 1
+    assert metrics["history"][0]["loss"] is None  # JSON has no NaN / inf
+    assert metrics["final"] is None
+    assert all_finite(metrics)
+    assert "diverged" in (out / "train.log").read_text()
+
+
+class _FakeTask:
+    """A minimal TaskRun whose loss turns NaN from a chosen epoch on."""
+
+    def __init__(self, steps: int, nan_from_epoch: int | None):
+        torch.manual_seed(0)
+        self.model = nn.Linear(8, 4, bias=False)
+        self.pruner = MagnitudePruner({"w": self.model.weight})
+        self.trainable = list(self.model.parameters())
+        self.steps, self.nan_from_epoch, self.calls = steps, nan_from_epoch, 0
+        self.phases: list[str] = []
+
+    def start_phase(self, phase):
+        self.phases.append(phase)
+
+    def new_optimizer(self):
+        return torch.optim.SGD(self.trainable, lr=0.1)
+
+    def train_step(self):
+        epoch = self.calls // self.steps
+        self.calls += 1
+        loss = ((self.model.weight - 1.0) ** 2).mean()
+        if self.nan_from_epoch is not None and epoch >= self.nan_from_epoch:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+    def after_step(self):
+        pass
+
+    def end_epoch(self, optimizer):
+        return {"checked": 1.0}
+
+    def evaluate(self):
+        return {"W_hh_sparsity": float((self.model.weight == 0).float().mean())}
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict:
+    return {
+        "task": "fake",
+        "training": {"epochs": epochs, "steps_per_epoch": steps, "finetune_epochs": 0,
+                     "grad_clip": None},
+        "pruning": {"target": 0.5, "schedule": "linear"},
+        "lottery_ticket": {"enabled": lottery},
+    }
+
+
+def test_trainer_records_the_epoch_at_which_the_loss_diverged(tmp_path):
+    task = _FakeTask(steps=3, nan_from_epoch=2)
+    metrics = Trainer(task, _fake_config(), 0, tmp_path, torch.device("cpu")).run()
+    assert metrics["status"] == "diverged"
+    assert metrics["diverged"] == {"phase": "sparse", "epoch": 2}
+    assert [h["loss"] is None for h in metrics["history"]] == [False, False, True]
+    assert metrics["history"][0]["checked"] == 1.0
+    assert "checked" not in metrics["history"][2]  # no validation after a divergence
+    assert metrics["final"] is None
+    assert read_metrics(tmp_path)["diverged"] == {"phase": "sparse", "epoch": 2}
+
+
+def test_trainer_prunes_on_the_schedule(tmp_path):
+    task = _FakeTask(steps=2, nan_from_epoch=None)
+    metrics = Trainer(task, _fake_config(epochs=3, steps=2), 0, tmp_path,
+                      torch.device("cpu")).run()
+    assert metrics["status"] == "completed"
+    assert [h["sparsity"] for h in metrics["history"]] == [0.0, 0.25, 0.5]
+    assert metrics["final"] == {"W_hh_sparsity": 0.5}
+
+
+# ------------------------------------------------------------------------ resume
+RESUME = ["training.steps_per_epoch=120", "training.epochs=5", "pruning.target=0.8"]
+# steps_per_epoch is a multiple of trajectory.chunk (4): each epoch ends on a chunk
+# boundary, where resuming the data stream is easiest to get wrong.
+
+
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
+    killed = tmp_path / "killed"
+    args = [sys.executable, "-m", "geosparse.cli", *cli_args(killed, *RESUME)]
+    process = subprocess.Popen(args, cwd=REPO, env=subprocess_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not (killed / "checkpoint.pt").exists():
+            assert process.poll() is None, "the run ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 90 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
+    interrupted_at = load_checkpoint(killed / "checkpoint.pt")["epoch"]
+    assert 1 <= interrupted_at < 5
+
+    again = subprocess.run(args, cwd=REPO, env=subprocess_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming sparse at epoch" in (killed / "train.log").read_text()
+    resumed = read_metrics(killed)
+
+    straight = train(tmp_path / "straight", *RESUME)
+    assert resumed["status"] == straight["status"] == "completed"
+    assert resumed["history"] == straight["history"]
+    assert resumed["final"] == straight["final"]
+    assert comparable(resumed) == comparable(straight)
+
+
+def test_a_checkpoint_from_another_config_is_refused(smoke, tmp_path):
+    out, _ = smoke
+    before = (out / "metrics.json").read_bytes()
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(RuntimeError, match="another config"):
+        main(cli_args(out, "regularizer.space=klein"))
+    with pytest.raises(RuntimeError, match="another config or seed"):
+        main(cli_args(out, seed=3))
+    assert (out / "metrics.json").read_bytes() == before
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint
+
+
+# ------------------------------------------------------------------------ lottery ticket
+LOTTERY = ["pruning.target=0.5"]  # W_hh keeps some weights (at 0.9 the smoke run prunes all)
+
+
+def test_lottery_ticket_run(tmp_path):
+    out = tmp_path / "lottery"
+    metrics = train(out, *LOTTERY, "lottery_ticket.enabled=true")
+    assert metrics["status"] == "completed"
+    lottery, final = metrics["lottery_ticket"], metrics["final"]
+    assert lottery is not None and final is not None
+    assert 0 < final["W_hh_sparsity"] < 1
+    assert lottery["W_hh_sparsity"] == final["W_hh_sparsity"]
+    assert lottery["sparsity"] == pytest.approx(final["sparsity"])
+    assert math.isfinite(lottery["error_cm"])
+    phases = [(h["phase"], h["epoch"]) for h in metrics["history"]]
+    assert phases == [("sparse", e) for e in range(3)] + [("lottery", e) for e in range(3)]
+    assert all(h["pruned_fraction_target"] is None for h in metrics["history"][3:])
+    assert all(h["sparsity"] == final["sparsity"] for h in metrics["history"][3:])
+    sparse = load_checkpoint(out / "model_sparse.pt")
+    ticket = load_checkpoint(out / "model_lottery.pt")
+    for name, mask in sparse["masks"].items():
+        assert torch.equal(ticket["masks"][name], mask)
+    for key in ("rnn.weight_hh_l0", "encoder.weight", "decoder.weight"):
+        w_sparse, w_ticket = sparse["model"][key], ticket["model"][key]
+        assert torch.equal(w_ticket == 0, w_sparse == 0), key
+        survivors = w_sparse != 0
+        assert (w_ticket[survivors] != w_sparse[survivors]).float().mean() > 0.99, key
+    # the sparse phase is the same as in a run without the lottery ticket
+    plain = train(tmp_path / "plain", *LOTTERY)
+    assert plain["history"] == metrics["history"][:3]
+    assert plain["final"] == final
