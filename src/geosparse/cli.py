@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "template with {split}); repeatable")
     data.add_argument("--config", type=Path, default=Path("config/data/wikitext2.yaml"),
                       help="mirrors, checksum and expected line counts")
+    sweep = commands.add_parser("sweep", help="prune a finished run further, evaluate each level")
+    sweep.add_argument("task", choices=TASKS)
+    sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
+    sweep.add_argument("--levels", required=True, type=float, nargs="+", help="fractions in [0, 1)")
+    sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
     return parser
 
 
@@ -70,6 +75,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from geosparse.sweep import write_sweep
+
+    write_sweep(args.run, args.levels, args.out)
+    print(f"swept {args.run} at {sorted(set(args.levels))} -> {args.out}")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from geosparse.data.wikitext2 import DataError, Wikitext2Spec, fetch
 
@@ -86,7 +99,7 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "data": _data}[args.command](args)
+        return {"train": _train, "sweep": _sweep, "data": _data}[args.command](args)
     except (ConfigError, ValueError) as error:
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2

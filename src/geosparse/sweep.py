@@ -1,0 +1,79 @@
+"""Post-hoc pruning sweep: prune a finished run further and evaluate each level.
+
+``geosparse sweep navigation --run DIR --levels 0.5 0.9 0.98 --out FILE.json`` loads
+``DIR/metrics.json`` (config, seed) and ``DIR/model_sparse.pt`` (weights and masks),
+then for every level: restores the run's weights and masks, prunes by global magnitude
+(``MagnitudePruner.prune_to``, cumulative, so the run's own pruned weights stay pruned)
+and evaluates with the run's own evaluation rule (``NavigationRun.evaluate``). Levels at
+or below the run's sparsity cannot un-prune anything: they are evaluated as is and
+marked ``evaluated_as_is``. A run that did not complete (diverged) has no model: its
+result has its ``status`` and no levels. The run directory is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from geosparse.runio import load_checkpoint, write_json
+from geosparse.tasks.navigation_training import NavigationRun
+
+
+def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
+    """Evaluate the run in ``run_dir`` pruned to each of ``levels`` (fractions in [0, 1))."""
+    if not levels:
+        raise ValueError("at least one sweep level is needed")
+    for level in levels:
+        if not 0 <= level < 1:
+            raise ValueError(f"sweep level must be in [0, 1), got {level!r}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics["status"] != "completed":
+        return {
+            "run": str(run_dir),
+            "seed": metrics["seed"],
+            "status": metrics["status"],
+            "run_sparsity": None,
+            "eval_rule": None,
+            "levels": [],
+        }
+    run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))
+    saved = load_checkpoint(run_dir / "model_sparse.pt")
+    pruned = sum(int((~mask).sum()) for mask in saved["masks"].values())
+    total = sum(mask.numel() for mask in saved["masks"].values())
+    rows, eval_rule = [], None
+    for level in sorted(set(levels)):
+        run.model.load_state_dict(saved["model"])
+        run.pruner.load_state_dict(saved["masks"])
+        as_is = round(level * total) <= pruned
+        if not as_is:
+            run.pruner.prune_to(level)
+        result = run.evaluate()
+        eval_rule = result["eval_rule"]
+        rows.append(
+            {
+                "level": level,
+                "evaluated_as_is": as_is,
+                "error_cm": result["error_cm"],
+                "loss": result["loss"],
+                "sparsity": result["sparsity"],
+                "W_hh_sparsity": result["W_hh_sparsity"],
+            }
+        )
+    return {
+        "run": str(run_dir),
+        "seed": metrics["seed"],
+        "status": metrics["status"],
+        "run_sparsity": pruned / total,
+        "eval_rule": eval_rule,
+        "levels": rows,
+    }
+
+
+def write_sweep(run_dir: Path, levels: Sequence[float], out: Path) -> dict:
+    """``sweep_navigation`` and write the result to ``out`` (JSON, atomically)."""
+    result = sweep_navigation(run_dir, levels)
+    write_json(out, result)
+    return result

@@ -1,0 +1,149 @@
+"""Config validation and the grid, shared by every task's rules.
+
+A task's rules read its grid only through these functions (``grid``, ``run_ids``,
+``run_overrides``, ...), so adding a task means: a ``tasks.<task>`` entry in the schema
+and configs, a ``rules/<task>.smk`` with its training rule, and its targets in
+``TASK_OUTPUTS``.
+"""
+
+import itertools
+import json
+import shlex
+from pathlib import Path
+
+import yaml
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from geosparse.config import ConfigError, resolve
+
+validate(config, "../schemas/config.schema.yaml")
+
+RUN_ID = "{regularizer}-t{target}-s{seed}"
+"""Run directory name: named regularizer, target sparsity, seed."""
+
+NO_GEOMETRY = ("standard", "none")
+"""Moduli spaces without neuron positions (no connectivity-vs-distance figure)."""
+
+
+wildcard_constraints:
+    task="[a-z]+",
+    regularizer="[a-z][a-z0-9_]*",
+    target="0(\.[0-9]+)?",
+    seed="[0-9]+",
+
+
+def grid(task):
+    """The ``tasks.<task>`` section of the config."""
+    return config["tasks"][task]
+
+
+def run_records(task):
+    """Every run of ``task``'s grid (regularizer x target x seed) with its run id and label."""
+    g = grid(task)
+    return [
+        {"run_id": RUN_ID.format(regularizer=r, target=t, seed=s), "regularizer": r,
+         "label": config["regularizers"][r]["label"], "target": t, "seed": s}
+        for r, t, s in itertools.product(g["regularizers"], g["targets"], g["seeds"])
+    ]
+
+
+def run_ids(task):
+    """The run ids of ``task``'s grid, in ``run_records`` order."""
+    return [record["run_id"] for record in run_records(task)]
+
+
+def run_files(task, name):
+    """``results/<task>/<run-id>/<name>`` for every run of the grid, in ``run_records`` order."""
+    return [f"results/{task}/{run}/{name}" for run in run_ids(task)]
+
+
+def run_overrides(task, regularizer, target):
+    """``--set`` assignments of one run: the named regularizer, target, lottery flag."""
+    values = dict(config["regularizers"][regularizer]["set"])
+    values["pruning.target"] = float(target)
+    values["lottery_ticket.enabled"] = grid(task)["lottery_ticket"]
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in values.items()]
+
+
+def set_args(task, regularizer, target):
+    """``run_overrides`` as a shell-quoted ``--set k=v ...`` string."""
+    return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, target))
+
+
+def config_chain(path):
+    """``path`` and every file it ``extends`` (the inputs a run config depends on)."""
+    chain = [Path(path)]
+    while True:
+        parent = (yaml.safe_load(chain[-1].read_text()) or {}).get("extends")
+        if parent is None:
+            return [str(p) for p in chain]
+        chain.append(chain[-1].parent / parent)
+
+
+def geometric_runs(task):
+    """Records of the runs whose regularizer places neurons on a moduli space, at the
+    grid's first target and first seed."""
+    g = grid(task)
+    return [
+        r for r in run_records(task)
+        if r["target"] == g["targets"][0] and r["seed"] == g["seeds"][0]
+        and config["regularizers"][r["regularizer"]]["set"].get("regularizer.space", "none")
+        not in NO_GEOMETRY
+    ]
+
+
+def _check_grid():
+    """Fail before any job: unknown regularizer names, or a run config the run schema rejects."""
+    known = sorted(config["regularizers"])
+    for task, g in config["tasks"].items():
+        unknown = [r for r in g["regularizers"] if r not in config["regularizers"]]
+        if unknown:
+            raise WorkflowError(f"config key 'tasks.{task}.regularizers': unknown regularizer(s) "
+                                f"{unknown}; allowed values: {known}")
+        if task not in config["paper_results"]:
+            raise WorkflowError(f"config key 'paper_results.{task}' is missing")
+        for name in g["regularizers"]:
+            try:
+                resolve(g["base_config"], task, run_overrides(task, name, g["targets"][0]))
+            except (ConfigError, ValueError) as error:
+                raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r}: {error}")
+
+
+_check_grid()
+
+def table_outputs(name, caption):
+    """CSV (in the report), Markdown and LaTeX outputs of table ``name``."""
+    stem = f"results/tables/{name}"
+    return {
+        "csv": report(f"{stem}.csv", caption=caption, category="Tables",
+                      labels={"task": name.split("_")[0], "table": name}),
+        "md": f"{stem}.md",
+        "tex": f"{stem}.tex",
+    }
+
+
+def figure(name, caption):
+    """A figure output marked for the Snakemake report."""
+    return report(f"results/figures/{name}.png", caption=caption, category="Figures",
+                  labels={"task": name.split("_")[0], "figure": name})
+
+
+TASK_OUTPUTS = {
+    "navigation": [
+        *expand("results/tables/navigation_{table}.{ext}", table=["error", "lottery"],
+                ext=["csv", "md", "tex"]),
+        *expand("results/figures/navigation_{fig}.png",
+                fig=["error_vs_sparsity", "comparison", "connectivity"]),
+        "results/summary.md",
+        "results/metrics.json",
+    ],
+}
+"""Final targets per task (tables, figures, summary)."""
+
+
+def all_outputs():
+    """Final targets of every task in the config."""
+    return [path for task in config["tasks"] for path in TASK_OUTPUTS[task]]

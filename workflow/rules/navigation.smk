@@ -1,0 +1,69 @@
+"""Navigation (path integration): one training job per run, a pruning sweep per run,
+and the connectivity extraction for the |W_hh| vs moduli-distance figure."""
+
+
+rule train_navigation:
+    """Train one run of the grid (`geosparse train navigation`)."""
+    input:
+        config=grid("navigation")["base_config"],
+        extends=config_chain(grid("navigation")["base_config"])[1:],
+    output:
+        # model_sparse.pt (and model_lottery.pt) are written beside it unless the run
+        # diverged; downstream rules read them through metrics.json's status.
+        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+    params:
+        sets=lambda wc: set_args("navigation", wc.regularizer, wc.target),
+        device=grid("navigation")["device"],
+        outdir=lambda wc, output: Path(output.metrics).parent,
+    threads: grid("navigation")["threads"]
+    resources:
+        mem_mb=grid("navigation")["mem_mb"],
+        runtime=grid("navigation")["runtime"],
+    log:
+        f"results/logs/navigation/train/{RUN_ID}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    shell:
+        # The checkpoint only serves to resume an interrupted job; a finished run drops
+        # it, so a rerun (changed params or inputs) starts fresh.
+        "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
+        "geosparse train navigation --config {input.config} --seed {wildcards.seed} "
+        "--out {params.outdir} --device {params.device} {params.sets} > {log} 2>&1 "
+        "&& rm -f {params.outdir}/checkpoint.pt"
+
+
+rule sweep_navigation:
+    """Prune one finished run further to each sweep level and evaluate."""
+    input:
+        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+    output:
+        f"results/navigation/{RUN_ID}/sweep.json",
+    params:
+        levels=" ".join(str(level) for level in grid("navigation")["sweep_levels"]),
+        rundir=lambda wc, input: Path(input.metrics).parent,
+    threads: 1
+    log:
+        f"results/logs/navigation/sweep/{RUN_ID}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    shell:
+        "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
+        "geosparse sweep navigation --run {params.rundir} --levels {params.levels} "
+        "--out {output} > {log} 2>&1"
+
+
+rule connectivity_navigation:
+    """|W_hh| against moduli distance for the geometric runs (first target and seed)."""
+    input:
+        [f"results/navigation/{r['run_id']}/metrics.json" for r in geometric_runs("navigation")],
+    output:
+        "results/tidy/navigation_connectivity.csv",
+    params:
+        runs=geometric_runs("navigation"),
+    threads: 1
+    log:
+        "results/logs/navigation/connectivity.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/extract_connectivity.py"

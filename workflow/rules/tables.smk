@@ -1,0 +1,80 @@
+"""Tidy CSVs (any task), the navigation tables and the summary."""
+
+
+rule aggregate_runs:
+    """All metrics.json files of a task -> results/tidy/<task>_runs.csv."""
+    input:
+        lambda wc: run_files(wc.task, "metrics.json"),
+    output:
+        "results/tidy/{task}_runs.csv",
+    params:
+        runs=lambda wc: run_records(wc.task),
+    log:
+        "results/logs/{task}/aggregate_runs.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/aggregate_runs.py"
+
+
+rule aggregate_sweeps:
+    """All sweep.json files of a task -> results/tidy/<task>_sweep.csv."""
+    input:
+        lambda wc: run_files(wc.task, "sweep.json"),
+    output:
+        "results/tidy/{task}_sweep.csv",
+    params:
+        runs=lambda wc: run_records(wc.task),
+    log:
+        "results/logs/{task}/aggregate_sweeps.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/aggregate_sweeps.py"
+
+
+rule table_navigation_error:
+    """Error mean (std) per regularizer and target, paper values beside them."""
+    input:
+        runs="results/tidy/navigation_runs.csv",
+        paper=config["paper_results"]["navigation"],
+    output:
+        **table_outputs("navigation_error", "../report/table_navigation_error.rst"),
+    log:
+        "results/logs/navigation/table_error.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_navigation_error.py"
+
+
+rule table_navigation_lottery:
+    """Lottery-ticket control: sparse vs retrained error, paper values beside them."""
+    input:
+        runs="results/tidy/navigation_runs.csv",
+        paper=config["paper_results"]["navigation"],
+    output:
+        **table_outputs("navigation_lottery", "../report/table_navigation_lottery.rst"),
+    log:
+        "results/logs/navigation/table_lottery.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_navigation_lottery.py"
+
+
+rule summary:
+    """The paper's claims in words with numbers, and results/metrics.json for DVC."""
+    input:
+        error="results/tables/navigation_error.csv",
+        lottery="results/tables/navigation_lottery.csv",
+        runs="results/tidy/navigation_runs.csv",
+    output:
+        summary="results/summary.md",
+        metrics="results/metrics.json",
+    log:
+        "results/logs/summary.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,67 @@
+"""Aggregate the runs' metrics.json files into one tidy CSV (one row per run and phase).
+
+Columns: task, run_id, regularizer, label, target, seed, phase (``sparse``: the pruned
+model; ``lottery``: retrained from a random init with the same masks), status
+(``completed``, ``diverged`` or ``not_run``), error_cm, loss, W_hh_sparsity, sparsity,
+W_hh_fraction_below_1e-3, n_hidden, epochs, steps_per_epoch, wall_time_s, device.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+RESULT_KEYS = ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3")
+PHASES = {"sparse": "final", "lottery": "lottery_ticket"}
+
+
+def phase_status(metrics: dict, phase: str) -> str:
+    """``completed`` (has a result), ``diverged`` (stopped in it) or ``not_run``."""
+    if metrics[PHASES[phase]] is not None:
+        return "completed"
+    diverged = metrics.get("diverged") or {}
+    return "diverged" if diverged.get("phase") == phase else "not_run"
+
+
+def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
+    """Rows of one run: its sparse phase and, if enabled, its lottery-ticket phase."""
+    config = metrics["config"]
+    phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
+    rows = []
+    for phase in phases:
+        result = metrics[PHASES[phase]] or {}
+        rows.append(
+            {
+                "task": task,
+                **record,
+                "phase": phase,
+                "status": phase_status(metrics, phase),
+                **{key: result.get(key) for key in RESULT_KEYS},
+                "n_hidden": config["model"]["n_hidden"],
+                "epochs": config["training"]["epochs"],
+                "steps_per_epoch": config["training"]["steps_per_epoch"],
+                "wall_time_s": metrics["wall_time_s"],
+                "device": metrics["device"],
+            }
+        )
+    return rows
+
+
+def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
+    """The tidy table of runs ``paths`` (metrics.json files, aligned with ``records``)."""
+    if len(paths) != len(records):
+        raise ValueError(f"{len(paths)} metrics files for {len(records)} runs")
+    rows = []
+    for path, record in zip(paths, records, strict=True):
+        rows += run_rows(json.loads(Path(path).read_text()), record, task)
+    return pd.DataFrame(rows)
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
+        smk.output[0], index=False
+    )

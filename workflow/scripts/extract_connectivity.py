@@ -1,0 +1,88 @@
+"""|W_hh| against moduli distance of trained models, binned, as a tidy CSV.
+
+For each run (a trained model whose regularizer places neurons on a moduli space), the
+run is rebuilt from its metrics.json (config + seed fix the neuron positions), its final
+sparse weights are loaded, and all off-diagonal neuron pairs are binned by moduli
+distance. Columns: run_id, regularizer, label, target, seed, space, bin, distance (bin
+centre), n_pairs, mean_abs_weight, fraction_kept (nonzero W_hh), mean_coefficient (the
+regularizer's R_ij). Runs that did not complete are skipped.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from geosparse.runio import load_checkpoint
+from geosparse.tasks.navigation_training import NavigationRun
+
+N_BINS = 25
+
+
+def connectivity(run: NavigationRun, n_bins: int = N_BINS) -> pd.DataFrame:
+    """Binned |W_hh|, kept fraction and R_ij against the moduli distance of a loaded run."""
+    reg = run.regularizer
+    distance = reg.space.distance(reg.positions, reg.positions)
+    off_diagonal = ~torch.eye(reg.n, dtype=torch.bool)
+    d = distance[off_diagonal].double()
+    w = run.model.rnn.weight_hh_l0.detach().abs()[off_diagonal].double()
+    r = reg.coefficients.detach()[off_diagonal].double()
+    edges = torch.linspace(0, float(d.max()) * (1 + 1e-9), n_bins + 1, dtype=torch.float64)
+    index = torch.bucketize(d, edges[1:-1])
+    rows = []
+    for b in range(n_bins):
+        sel = index == b
+        count = int(sel.sum())
+        if count == 0:
+            continue
+        rows.append(
+            {
+                "bin": b,
+                "distance": float((edges[b] + edges[b + 1]) / 2),
+                "n_pairs": count,
+                "mean_abs_weight": float(w[sel].mean()),
+                "fraction_kept": float((w[sel] > 0).double().mean()),
+                "mean_coefficient": float(r[sel].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def extract(paths: list[str], records: list[dict]) -> pd.DataFrame:
+    """The tidy connectivity table of the runs whose metrics.json files are ``paths``."""
+    frames = []
+    for path, record in zip(paths, records, strict=True):
+        metrics = json.loads(Path(path).read_text())
+        if metrics["status"] != "completed":
+            continue
+        run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))
+        run.model.load_state_dict(load_checkpoint(Path(path).parent / "model_sparse.pt")["model"])
+        frame = connectivity(run)
+        for key, value in {**record, "space": metrics["config"]["regularizer"]["space"]}.items():
+            frame.insert(0, key, value)
+        frames.append(frame)
+    columns = [
+        "run_id",
+        "regularizer",
+        "label",
+        "target",
+        "seed",
+        "space",
+        "bin",
+        "distance",
+        "n_pairs",
+        "mean_abs_weight",
+        "fraction_kept",
+        "mean_coefficient",
+    ]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    torch.set_num_threads(smk.threads)
+    extract(list(smk.input), smk.params.runs).to_csv(smk.output[0], index=False)

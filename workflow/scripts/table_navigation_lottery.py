@@ -1,0 +1,81 @@
+"""Table: lottery-ticket control. Error (cm) of the pruned model and of the same masks
+retrained from a random init, mean (std) over seeds, beside the paper's (one seed).
+
+Tidy CSV columns: regularizer, label, target, n_runs, n_diverged (either phase),
+sparse_error_cm_mean/std, lottery_error_cm_mean/std, paper_sparse_error_cm,
+paper_lottery_error_cm. Without lottery runs in the grid the measured columns are empty.
+"""
+
+import pandas as pd
+from table_navigation_error import summarise
+from tables_io import fmt_fraction, fmt_mean_std, paper_values, write_table
+
+CAPTION = (
+    "Lottery-ticket control: navigation error (cm) of the pruned model and of its "
+    "masks retrained from a random init, mean (std) over seeds, beside the paper's "
+    "(one seed, 90 %)."
+)
+KEYS = ["regularizer", "label", "target"]
+
+
+def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy, display) tables; one row per regularizer and target of the grid."""
+    sparse = summarise(runs, "sparse").set_index(KEYS)
+    failed = (
+        runs.assign(failed=runs["status"] != "completed")
+        .groupby([*KEYS, "seed"], sort=False)["failed"]
+        .any()
+        .groupby(KEYS, sort=False)
+        .sum()
+    )
+    tidy = pd.DataFrame(
+        {
+            "n_runs": sparse["n_runs"],
+            "n_diverged": failed.astype(int),
+            "sparse_error_cm_mean": sparse["error_cm_mean"],
+            "sparse_error_cm_std": sparse["error_cm_std"],
+        }
+    )
+    lottery = summarise(runs, "lottery").set_index(KEYS)
+    tidy["lottery_error_cm_mean"] = lottery["error_cm_mean"]
+    tidy["lottery_error_cm_std"] = lottery["error_cm_std"]
+    tidy = tidy.reset_index()
+    for phase in ("sparse", "lottery"):
+        paper = paper_values(paper_csv, "lottery", phase)[
+            ["regularizer", "target", "paper_error_cm_mean"]
+        ].rename(columns={"paper_error_cm_mean": f"paper_{phase}_error_cm"})
+        tidy = tidy.merge(paper, on=["regularizer", "target"], how="left")
+    tidy = tidy.sort_values("target", kind="stable")
+    display = pd.DataFrame(
+        {
+            "Regularizer": tidy["label"],
+            "Target": tidy["target"].map(fmt_fraction),
+            "Sparse (cm)": [
+                fmt_mean_std(m, s)
+                for m, s in zip(
+                    tidy["sparse_error_cm_mean"], tidy["sparse_error_cm_std"], strict=True
+                )
+            ],
+            "Lottery (cm)": [
+                fmt_mean_std(m, s)
+                for m, s in zip(
+                    tidy["lottery_error_cm_mean"], tidy["lottery_error_cm_std"], strict=True
+                )
+            ],
+            "Paper sparse (cm)": [fmt_mean_std(m, None) for m in tidy["paper_sparse_error_cm"]],
+            "Paper lottery (cm)": [fmt_mean_std(m, None) for m in tidy["paper_lottery_error_cm"]],
+            "Diverged": [
+                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
+            ],
+        }
+    )
+    return tidy, display
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    tidy, display = build(pd.read_csv(smk.input.runs), smk.input.paper)
+    write_table(tidy, display, dict(smk.output), CAPTION)

@@ -1,0 +1,98 @@
+"""Shared helpers of the table, figure and summary scripts (no training, no models)."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+LATEX_ESCAPES = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
+    """``"6.29 (1.17)"``; the mean alone if std is missing; ``"-"`` if mean is missing."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({std:.{digits}f})"
+
+
+def fmt_fraction(value: float) -> str:
+    """A sparsity as a percentage with one decimal, ``"-"`` if missing."""
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of string cells."""
+    cells = table.astype(str)
+    lines = [
+        "| " + " | ".join(cells.columns) + " |",
+        "|" + "|".join("---" for _ in cells.columns) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_ESCAPES.get(char, char) for char in text)
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    """A booktabs ``table`` environment of string cells (needs ``\\usepackage{booktabs}``)."""
+    cells = table.astype(str).map(_latex_escape)
+    header = " & ".join(_latex_escape(c) for c in cells.columns) + r" \\"
+    body = [" & ".join(row) + r" \\" for row in cells.itertuples(index=False)]
+    return "\n".join(
+        [
+            r"\begin{table}[ht]",
+            r"\centering",
+            rf"\caption{{{_latex_escape(caption)}}}",
+            r"\begin{tabular}{" + "l" * len(cells.columns) + "}",
+            r"\toprule",
+            header,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+def write_table(
+    tidy: pd.DataFrame, display: pd.DataFrame, paths: dict[str, str], caption: str
+) -> None:
+    """Write ``tidy`` as CSV and ``display`` as Markdown and LaTeX to ``paths[csv|md|tex]``."""
+    for path in paths.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tidy.to_csv(paths["csv"], index=False)
+    Path(paths["md"]).write_text(f"{caption}\n\n{to_markdown(display)}")
+    Path(paths["tex"]).write_text(to_latex(display, caption))
+
+
+def paper_values(path: str, table: str, phase: str) -> pd.DataFrame:
+    """The paper's reported errors of one table/phase: regularizer, target, mean, std."""
+    paper = pd.read_csv(path)
+    paper = paper[(paper["table"] == table) & (paper["phase"] == phase)]
+    return paper[["regularizer", "target", "error_cm_mean", "error_cm_std"]].rename(
+        columns={"error_cm_mean": "paper_error_cm_mean", "error_cm_std": "paper_error_cm_std"}
+    )
+
+
+def log_to(path: str) -> None:
+    """Send this script's stderr (warnings, tracebacks) to the rule's log file."""
+    import sys
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr = open(path, "w")  # noqa: SIM115 - kept open for the script's lifetime
