@@ -11,6 +11,7 @@ import json
 import shlex
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from snakemake.exceptions import WorkflowError
@@ -18,7 +19,27 @@ from snakemake.utils import validate
 
 from geosparse.config import ConfigError, resolve
 
-validate(config, "../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
+
+
+def _validate_config():
+    """``snakemake.utils.validate``; on failure, one line per error naming the key."""
+    try:
+        validate(config, str(SCHEMA))
+    except WorkflowError:
+        validator = jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text()))
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        lines = [
+            f"config key '{'.'.join(map(str, e.absolute_path)) or '<top level>'}': {e.message}"
+            + (f"; allowed keys: {sorted(e.schema['properties'])}"
+               if e.validator == "additionalProperties" and "properties" in e.schema else "")
+            for e in errors
+        ]
+        raise WorkflowError("invalid pipeline config (workflow/schemas/config.schema.yaml):\n  "
+                            + "\n  ".join(lines)) from None
+
+
+_validate_config()
 
 RUN_ID = "{regularizer}-t{target}-s{seed}"
 """Run directory name: named regularizer, target sparsity, seed."""
