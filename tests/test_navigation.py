@@ -93,9 +93,22 @@ def test_velocity_is_the_position_difference_and_init_code_the_start():
         assert torch.allclose(cells.activation(batch.position), batch.target_code)
         # integrating the velocities from the start reproduces the path
         assert torch.allclose(start + batch.velocity.cumsum(0), batch.position, atol=1e-5)
-        # the animal moves: typical speed ~0.13 * 2 pi m/s * sqrt(pi/2) * 0.02 s = 2 cm/step
-        speed = batch.velocity.norm(dim=-1)
-        assert 0.005 < float(speed.mean()) < 0.05
+        assert (batch.velocity.norm(dim=-1) > 0).float().mean() > 0.99
+
+
+def test_speed_and_turning_statistics():
+    """Rayleigh speed (scale 0.13 * 2 pi m/s) and N(0, 11.52 rad/s) turns, dt = 0.02 s."""
+    stream = TrajectoryGenerator(_cells(16), 50, 200, seed=4, chunk=1)
+    batch = stream.next_batch()
+    v = batch.velocity
+    rayleigh_mean = 0.13 * 2 * math.pi * math.sqrt(math.pi / 2) * 0.02  # 2.05 cm per step
+    # slightly lower: the animal slows down to 25 % near the walls
+    assert 0.93 * rayleigh_mean < float(v.norm(dim=-1).mean()) < 1.01 * rayleigh_mean
+    angle = torch.atan2(v[..., 1], v[..., 0])
+    turn = torch.remainder(angle[1:] - angle[:-1] + math.pi, 2 * math.pi) - math.pi
+    inside = (batch.position[:-1].abs() < 1.0).all(-1) & (batch.position[1:].abs() < 1.0).all(-1)
+    median_turn = float(turn[inside].abs().median())  # away from walls: |N(0, 0.02 * 11.52)|
+    assert median_turn == pytest.approx(0.6745 * 0.02 * 11.52, rel=0.08)
 
 
 def test_stream_is_deterministic_and_independent_of_the_global_rng():

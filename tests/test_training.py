@@ -234,7 +234,7 @@ def test_trainer_prunes_on_the_schedule(tmp_path):
 
 
 # ------------------------------------------------------------------------ resume
-RESUME = ["training.steps_per_epoch=120", "training.epochs=5", "pruning.target=0.8"]
+RESUME = ["training.steps_per_epoch=120", "training.epochs=6", "pruning.target=0.8"]
 # steps_per_epoch is a multiple of trajectory.chunk (4): each epoch ends on a chunk
 # boundary, where resuming the data stream is easiest to get wrong.
 
@@ -259,7 +259,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
     interrupted_at = load_checkpoint(killed / "checkpoint.pt")["epoch"]
-    assert 1 <= interrupted_at < 5
+    assert 1 <= interrupted_at < 6
 
     again = subprocess.run(args, cwd=REPO, env=subprocess_env(), capture_output=True,
                            text=True, timeout=120)
@@ -317,3 +317,120 @@ def test_lottery_ticket_run(tmp_path):
     plain = train(tmp_path / "plain", *LOTTERY)
     assert plain["history"] == metrics["history"][:3]
     assert plain["final"] == final
+
+
+class _Crash(Exception):
+    """Stands in for a process killed right after a checkpoint was written."""
+
+
+LEARNED = ["regularizer.space=sphere", "regularizer.learn_embedding=true",
+           "regularizer.strength=1.0", "training.steps_per_epoch=5"]
+
+
+@pytest.mark.parametrize(
+    "crash_at,overrides",
+    # with the lottery ticket, checkpoints are written after sparse epochs (1-3), the
+    # sparse result (4), lottery epochs (5-7), the lottery result (8) and at the end (9);
+    # 8 steps per epoch end every epoch on a data-chunk boundary (chunk = 4)
+    [(n, [*LOTTERY, "lottery_ticket.enabled=true", "training.steps_per_epoch=8"])
+     for n in (1, 3, 4, 5, 6, 8)]
+    + [(2, LEARNED)],
+)
+def test_resume_after_a_crash_at_any_checkpoint(tmp_path, monkeypatch, crash_at, overrides):
+    straight = train(tmp_path / "straight", *overrides)
+
+    original = Trainer._checkpoint
+    calls = {"n": 0}
+
+    def checkpoint_then_crash(self, state, optimizer):
+        original(self, state, optimizer)
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise _Crash
+
+    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_crash)
+    out = tmp_path / "crashed"
+    with pytest.raises(_Crash):
+        main(cli_args(out, *overrides))
+    assert not (out / "metrics.json").exists()
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    resumed = train(out, *overrides)
+    assert resumed["history"] == straight["history"]
+    assert resumed["final"] == straight["final"]
+    assert resumed["lottery_ticket"] == straight["lottery_ticket"]
+    assert comparable(resumed) == comparable(straight)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["regularizer.space=klein"],
+        ["regularizer.space=sphere", "regularizer.inhibitor=gauss", "regularizer.invert=false"],
+        ["regularizer.permute=true"],
+        ["regularizer.space=standard", "regularizer.scale=l1_star"],
+        ["regularizer.space=standard", "regularizer.scale=l1_star_authors", "regularizer.p=2"],
+        ["regularizer.space=none"],
+        ["regularizer.inhibitor=square", "regularizer.invert=false"],
+        ["pruning.schedule=cubic"],
+        ["model.activation=tanh", "training.grad_clip=0.5"],
+        ["training.finetune_epochs=2"],
+    ],
+)
+def test_configuration_variants_run_to_completion(tmp_path, overrides):
+    metrics = train(tmp_path / "run", *overrides, "training.steps_per_epoch=3")
+    assert metrics["status"] == "completed"
+    assert all_finite(metrics)
+    config = metrics["config"]
+    epochs = config["training"]["epochs"] + config["training"]["finetune_epochs"]
+    assert len(metrics["history"]) == epochs
+    assert metrics["final"]["sparsity"] == pytest.approx(config["pruning"]["target"], abs=1e-3)
+    # fine-tuning epochs train at the target
+    for record in metrics["history"][config["training"]["epochs"] - 1:]:
+        assert record["pruned_fraction_target"] == pytest.approx(config["pruning"]["target"])
+
+
+def test_per_tensor_scope_prunes_every_tensor_to_the_target(tmp_path):
+    metrics = train(tmp_path / "run", "pruning.scope=per_tensor", "training.steps_per_epoch=3")
+    tensors = metrics["final"]["sparsity_report"]["tensors"]
+    for name, entry in tensors.items():
+        assert entry["zeros"] >= round(0.9 * entry["numel"]), name
+        assert entry["sparsity"] == pytest.approx(0.9, abs=0.02), name
+
+
+def test_pruning_only_the_named_tensors(tmp_path):
+    metrics = train(tmp_path / "run", "pruning.tensors=[W_hh]", "training.steps_per_epoch=3")
+    report = metrics["final"]["sparsity_report"]
+    assert set(report["tensors"]) == {"W_hh"}
+    assert metrics["final"]["W_hh_sparsity"] == pytest.approx(0.9, abs=1e-3)
+
+
+def test_learned_embedding_run_keeps_positions_on_the_sphere(tmp_path):
+    out = tmp_path / "run"
+    metrics = train(out, *LEARNED)
+    assert metrics["status"] == "completed"
+    saved = load_checkpoint(out / "checkpoint.pt")
+    positions = saved["task"]["regularizer"]["positions"]
+    assert positions.shape == (32, 3)
+    assert torch.allclose(positions.norm(dim=1), torch.ones(32), atol=1e-5)
+    from geosparse.regularizer import ModuliRegularizer
+    from geosparse.runio import derive_seed
+
+    initial = ModuliRegularizer(32, "sphere", seed=derive_seed(0, "moduli")).positions
+    assert not torch.allclose(positions, initial, atol=1e-4), "positions were trained"
+
+
+def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
+    from geosparse.tasks.navigation_training import NavigationRun
+
+    config = resolve(SMOKE, "navigation", ["evaluation.zero_threshold=1.0e+9",
+                                           "pruning.tensors=[encoder]"])
+    run = NavigationRun(config, 0, torch.device("cpu"))
+    before = run.model.rnn.weight_hh_l0.detach().clone()
+    result = run.evaluate()
+    assert result["W_hh_sparsity"] == 1.0
+    assert "1e+09" in result["eval_rule"]
+    assert torch.equal(run.model.rnn.weight_hh_l0.detach(), before)
+    masks_only = NavigationRun(resolve(SMOKE, "navigation", ["pruning.tensors=[encoder]"]), 0,
+                               torch.device("cpu")).evaluate()
+    assert masks_only["W_hh_sparsity"] == 0.0
+    assert masks_only["eval_rule"].startswith("pruning masks only")
