@@ -434,3 +434,30 @@ def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
                                torch.device("cpu")).evaluate()
     assert masks_only["W_hh_sparsity"] == 0.0
     assert masks_only["eval_rule"].startswith("pruning masks only")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(tmp_path, monkeypatch):
+    """Checkpoints are loaded with map_location=cuda; the data-stream RNG state must still load."""
+    def cuda_args(out):
+        args = cli_args(out, "training.steps_per_epoch=6")
+        args[args.index("--device") + 1] = "cuda"
+        return args
+
+    assert main(cuda_args(tmp_path / "straight")) == 0
+    straight = read_metrics(tmp_path / "straight")
+    original = Trainer._checkpoint
+
+    def crash(self, state, optimizer):
+        original(self, state, optimizer)
+        raise _Crash
+
+    monkeypatch.setattr(Trainer, "_checkpoint", crash)
+    with pytest.raises(_Crash):
+        main(cuda_args(tmp_path / "crashed"))
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    assert main(cuda_args(tmp_path / "crashed")) == 0
+    resumed = read_metrics(tmp_path / "crashed")
+    assert resumed["status"] == "completed"
+    assert len(resumed["history"]) == len(straight["history"])  # GPU runs need not be bitwise equal
+    assert "resuming sparse at epoch 1" in (tmp_path / "crashed" / "train.log").read_text()

@@ -165,7 +165,9 @@ class TrajectoryGenerator:
         return {"chunk_start_state": start, "cursor": self._cursor}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["chunk_start_state"])
+        # generator states are CPU byte tensors, also for a CUDA generator (a checkpoint
+        # loaded with map_location="cuda" would hand over a CUDA tensor)
+        self.generator.set_state(state["chunk_start_state"].cpu())
         cursor = int(state["cursor"])
         if cursor < self.chunk:
             self._refill()
