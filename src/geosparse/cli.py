@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--config", type=Path, default=Path("config/data/wikitext2.yaml"),
                       help="mirrors, checksum and expected line counts")
     sweep = commands.add_parser("sweep", help="prune a finished run further, evaluate each level")
-    sweep.add_argument("task", choices=TASKS)
+    sweep.add_argument("task", choices=["navigation"])  # sweep.py evaluates navigation runs only
     sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
     sweep.add_argument("--levels", required=True, type=float, nargs="+", help="fractions in [0, 1)")
     sweep.add_argument("--out", required=True, type=Path, help="output JSON file")

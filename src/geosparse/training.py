@@ -35,7 +35,12 @@ METRICS_SCHEMA_VERSION = 1
 
 
 class TaskRun(Protocol):
-    """What a task provides to the driver (see ``tasks/navigation.py``)."""
+    """What a task provides to the driver (see ``tasks/navigation.py``).
+
+    Optional attributes: ``steps_per_epoch`` (int), used when the config's ``training``
+    section has none (e.g. one pass over a fixed training set), and ``data_description``
+    (str), copied to ``metrics.json`` as ``data`` (e.g. to label a fixture corpus).
+    """
 
     model: nn.Module
     pruner: MagnitudePruner
@@ -77,7 +82,7 @@ class Trainer:
         training, pruning = config["training"], config["pruning"]
         self.epochs = training["epochs"]
         self.total_epochs = training["epochs"] + training["finetune_epochs"]
-        self.steps = training["steps_per_epoch"]
+        self.steps = training.get("steps_per_epoch") or task.steps_per_epoch
         self.grad_clip = training.get("grad_clip")
         self.target, self.schedule = pruning["target"], pruning["schedule"]
         self.phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
@@ -196,9 +201,11 @@ class Trainer:
         return state, saved["optimizer"]
 
     def _metrics(self, state: dict) -> dict:
+        data = getattr(self.task, "data_description", None)
         return {
             "schema_version": METRICS_SCHEMA_VERSION,
             "task": self.config["task"],
+            **({"data": data} if data is not None else {}),
             "status": state["status"],
             "diverged": state["diverged"],
             "seed": self.seed,
