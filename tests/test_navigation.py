@@ -19,7 +19,7 @@ BOX = (2.2, 2.2)
 
 
 def _cells(n: int = 32, dog: bool = True, seed: int = 0, box=BOX) -> PlaceCells:
-    return PlaceCells(n, 0.12, 2.0, dog, box, torch.Generator().manual_seed(seed))
+    return PlaceCells(n, 0.12, 2.0, dog, box, seed=seed)
 
 
 def _stream(seed: int = 1, chunk: int = 3, length: int = 12, batch: int = 8,

@@ -17,8 +17,21 @@ from typing import Any
 import jsonschema
 import yaml
 
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-"""Scientific notation that YAML 1.1 (PyYAML) reads as a string: 1e-3, 2E5, 1.0e39."""
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` / ``1E5`` as floats (YAML 1.2), not strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text with ``_Loader``."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class ConfigError(ValueError):
@@ -42,7 +55,7 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
+        data = parse_yaml(fh.read()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     parent = data.pop("extends", None)
@@ -65,10 +78,7 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
             node = child
-        value = yaml.safe_load(raw)
-        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(raw.strip()):
-            value = float(value)  # --set training.lr=1e-3 means the number
-        node[leaf] = value
+        node[leaf] = parse_yaml(raw)
     return config
 
 

@@ -29,7 +29,7 @@ class PlaceCells:
     Args:
         n: number of cells (Np). sigma: tuning width (m). surround_scale: variance
         ratio of the surround Gaussian. dog: subtract the surround. box: (width, height)
-        in m. generator: draws the centres (device of the generator = device used).
+        in m. seed: seeds the centres (drawn on the CPU). device: where the codes live.
     """
 
     def __init__(
@@ -39,14 +39,14 @@ class PlaceCells:
         surround_scale: float,
         dog: bool,
         box: tuple[float, float],
-        generator: torch.Generator,
+        seed: int,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.n, self.sigma, self.surround_scale, self.dog = n, sigma, surround_scale, dog
         self.box = box
-        device = generator.device
-        half = torch.tensor(box, device=device) / 2
-        unit = torch.rand(n, 2, generator=generator, device=device)
-        self.centres = (2 * unit - 1) * half  # (Np, 2)
+        # drawn on the CPU so that the centres are the same on every device
+        unit = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed))
+        self.centres = ((2 * unit - 1) * torch.tensor(box) / 2).to(device)  # (Np, 2)
 
     def activation(self, pos: torch.Tensor) -> torch.Tensor:
         """Place-cell code ``(..., Np)`` of positions ``(..., 2)``; rows sum to 1."""

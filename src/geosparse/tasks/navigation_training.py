@@ -34,7 +34,8 @@ class NavigationRun:
             surround_scale=pc["surround_scale"],
             dog=pc["dog"],
             box=(pc["box_width"], pc["box_height"]),
-            generator=torch.Generator(device=device).manual_seed(pc["seed"]),
+            seed=pc["seed"],
+            device=device,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model-init"))
