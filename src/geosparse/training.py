@@ -34,6 +34,10 @@ from geosparse.runio import (
 METRICS_SCHEMA_VERSION = 1
 
 
+class CheckpointMismatchError(ValueError):
+    """The run directory holds a checkpoint of another config or seed."""
+
+
 class TaskRun(Protocol):
     """What a task provides to the driver (see ``tasks/navigation.py``).
 
@@ -189,7 +193,7 @@ class Trainer:
             return state, None
         saved = load_checkpoint(self.checkpoint_path, self.device)
         if saved["config"] != self.config or saved["seed"] != self.seed:
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f"{self.checkpoint_path} belongs to a run with another config or seed; "
                 "use a new --out directory or delete the checkpoint"
             )
