@@ -264,3 +264,21 @@ def test_fixture_corpus_is_cached_and_labelled(tmp_path, monkeypatch):
     again = load_corpus({**data, "max_tokens": {"train": 100, "valid": None, "test": 50}})
     assert torch.equal(again.splits["train"], corpus.splits["train"][:100])
     assert again.splits["test"].numel() == 50
+
+
+def test_fetched_copy_loads_as_the_wikitext2_corpus(tmp_path):
+    archive = _zip()
+    fetch(tmp_path / "wt2", _spec(archive), sources=[_write(tmp_path / "w.zip", archive)])
+    data = {"corpus": "wikitext2", "dir": str(tmp_path / "wt2"), "cache_dir": str(tmp_path / "c"),
+            "fixture_train_fraction": 0.8, "max_tokens": {"train": None, "valid": None, "test": None}}
+    corpus = load_corpus(data)
+    assert corpus.description.startswith("WikiText-2") and "fixture" not in corpus.description
+    assert corpus.splits["train"].numel() == corpus.splits["valid"].numel() == 217646
+    assert corpus.unknown == {"train": 0, "valid": 0, "test": corpus.unknown["test"]}
+    with pytest.raises(ValueError, match="geosparse data wikitext2"):
+        load_corpus({**data, "dir": str(tmp_path / "missing")})
+
+
+def _write(path: Path, payload: bytes) -> str:
+    path.write_bytes(payload)
+    return str(path)
