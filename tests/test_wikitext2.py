@@ -282,3 +282,10 @@ def test_fetched_copy_loads_as_the_wikitext2_corpus(tmp_path):
 def _write(path: Path, payload: bytes) -> str:
     path.write_bytes(payload)
     return str(path)
+
+
+def test_destination_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "wt2").write_text("not a folder")
+    with pytest.raises(DataError, match="not a folder"):
+        fetch(tmp_path / "wt2", _spec(None), sources=[str(SHARED)])
+    assert (tmp_path / "wt2").read_text() == "not a folder"

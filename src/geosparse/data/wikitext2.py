@@ -153,6 +153,8 @@ def fetch(
     leaves no partial files when no source works.
     """
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest} exists and is not a folder; choose another --dest")
     if dest.exists() and any(dest.iterdir()):
         try:
             splits = verify(dest, spec)
