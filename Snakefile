@@ -4,6 +4,10 @@
 include: "workflow/Snakefile"
 
 
+localrules:
+    default,
+
+
 rule default:
     """`snakemake` with no target: rule `all` of workflow/Snakefile."""
     input:

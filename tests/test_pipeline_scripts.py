@@ -1,0 +1,160 @@
+"""The workflow's table/figure scripts on hand-made inputs (no training, no Snakemake)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+import aggregate_runs
+import aggregate_sweeps
+import summary
+import table_navigation_error
+import table_navigation_lottery
+import tables_io
+
+PAPER = str(REPO / "config" / "paper_results" / "navigation.csv")
+
+
+def _metrics(error: float | None, lottery: float | None = None, *, enabled: bool = False,
+             diverged: dict | None = None) -> dict:
+    def result(value):
+        return None if value is None else {
+            "error_cm": value, "loss": 1.0, "W_hh_sparsity": 0.95, "sparsity": 0.9,
+            "W_hh_fraction_below_1e-3": 0.96, "eval_rule": "masks"}
+    return {
+        "status": "diverged" if diverged else "completed", "diverged": diverged, "seed": 0,
+        "config": {"lottery_ticket": {"enabled": enabled}, "model": {"n_hidden": 8},
+                   "training": {"epochs": 2, "steps_per_epoch": 3}},
+        "wall_time_s": 1.5, "device": "cpu", "final": result(error),
+        "lottery_ticket": result(lottery),
+    }
+
+
+def _record(regularizer: str, target: float, seed: int) -> dict:
+    return {"run_id": f"{regularizer}-t{target}-s{seed}", "regularizer": regularizer,
+            "label": regularizer.upper(), "target": target, "seed": seed}
+
+
+def _write(tmp_path: Path, runs: list[tuple[dict, dict]]) -> tuple[list[str], list[dict]]:
+    paths = []
+    for i, (metrics, _) in enumerate(runs):
+        path = tmp_path / f"run{i}" / "metrics.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(metrics))
+        paths.append(str(path))
+    return paths, [record for _, record in runs]
+
+
+@pytest.fixture
+def runs(tmp_path) -> pd.DataFrame:
+    """torus_dog: 2 seeds (4, 6 cm), none: 1 completed (80 cm) + 1 diverged; lottery on."""
+    paths, records = _write(tmp_path, [
+        (_metrics(4.0, 8.0, enabled=True), _record("torus_dog", 0.9, 0)),
+        (_metrics(6.0, 10.0, enabled=True), _record("torus_dog", 0.9, 1)),
+        (_metrics(80.0, 70.0, enabled=True), _record("none", 0.9, 0)),
+        (_metrics(None, enabled=True, diverged={"phase": "sparse", "epoch": 1}),
+         _record("none", 0.9, 1)),
+    ])
+    return aggregate_runs.aggregate(paths, records, "navigation")
+
+
+def test_aggregate_one_row_per_run_and_phase(runs):
+    assert len(runs) == 8
+    assert set(runs["phase"]) == {"sparse", "lottery"}
+    diverged = runs[runs["run_id"] == "none-t0.9-s1"].set_index("phase")["status"]
+    assert diverged.to_dict() == {"sparse": "diverged", "lottery": "not_run"}
+    row = runs[(runs["run_id"] == "torus_dog-t0.9-s1") & (runs["phase"] == "lottery")].iloc[0]
+    assert row["error_cm"] == 10.0
+    assert row["label"] == "TORUS_DOG"
+    assert row["n_hidden"] == 8
+    assert runs[runs["status"] != "completed"]["error_cm"].isna().all()
+
+
+def test_aggregate_without_lottery_has_sparse_rows_only(tmp_path):
+    paths, records = _write(tmp_path, [(_metrics(5.0), _record("l1", 0.98, 2))])
+    table = aggregate_runs.aggregate(paths, records, "navigation")
+    assert table["phase"].tolist() == ["sparse"]
+    assert table["target"].tolist() == [0.98]
+
+
+def test_aggregate_rejects_misaligned_inputs(tmp_path):
+    paths, _ = _write(tmp_path, [(_metrics(5.0), _record("l1", 0.9, 0))])
+    with pytest.raises(ValueError, match="1 metrics files for 0 runs"):
+        aggregate_runs.aggregate(paths, [], "navigation")
+
+
+def test_aggregate_sweeps(tmp_path):
+    done = {"status": "completed", "run_sparsity": 0.9, "levels": [
+        {"level": 0.5, "evaluated_as_is": True, "error_cm": 5.0, "loss": 1.0, "sparsity": 0.9,
+         "W_hh_sparsity": 0.95},
+        {"level": 0.98, "evaluated_as_is": False, "error_cm": 50.0, "loss": 2.0,
+         "sparsity": 0.98, "W_hh_sparsity": 0.99}]}
+    failed = {"status": "diverged", "run_sparsity": None, "levels": []}
+    paths = []
+    for name, data in (("a.json", done), ("b.json", failed)):
+        (tmp_path / name).write_text(json.dumps(data))
+        paths.append(str(tmp_path / name))
+    table = aggregate_sweeps.aggregate(paths, [_record("torus_dog", 0.9, 0),
+                                               _record("none", 0.9, 0)], "navigation")
+    assert table["level"].tolist()[:2] == [0.5, 0.98]
+    assert table["status"].tolist() == ["completed", "completed", "diverged"]
+    assert math.isnan(table["error_cm"].iloc[2])
+
+
+def test_error_table_statistics_and_paper_values(runs):
+    tidy, display = table_navigation_error.build(runs, PAPER)
+    torus = tidy.set_index("regularizer").loc["torus_dog"]
+    assert torus["error_cm_mean"] == pytest.approx(5.0)
+    assert torus["error_cm_std"] == pytest.approx(math.sqrt(2))   # sample std of 4, 6
+    assert torus["paper_error_cm_mean"] == 6.29
+    assert torus["n_diverged"] == 0
+    none = tidy.set_index("regularizer").loc["none"]
+    assert (none["n_runs"], none["n_diverged"], none["error_cm_mean"]) == (2, 1, 80.0)
+    assert display["Error (cm)"].tolist() == ["5.00 (1.41)", "80.00"]
+    assert display["Paper (cm)"].tolist() == ["6.29 (1.17)", "78.64 (12.64)"]
+    assert display["Diverged"].tolist() == ["0/2", "1/2"]
+
+
+def test_lottery_table(runs):
+    tidy, display = table_navigation_lottery.build(runs, PAPER)
+    torus = tidy.set_index("regularizer").loc["torus_dog"]
+    assert torus["lottery_error_cm_mean"] == pytest.approx(9.0)
+    assert (torus["paper_sparse_error_cm"], torus["paper_lottery_error_cm"]) == (5.37, 9.42)
+    assert tidy.set_index("regularizer").loc["none", "n_diverged"] == 1
+    assert display["Lottery (cm)"].tolist() == ["9.00 (1.41)", "70.00"]
+
+
+def test_lottery_table_without_lottery_runs(runs):
+    tidy, display = table_navigation_lottery.build(runs[runs["phase"] == "sparse"], PAPER)
+    assert tidy["lottery_error_cm_mean"].isna().all()
+    assert display["Lottery (cm)"].tolist() == ["-", "-"]
+
+
+def test_summary_claims(runs):
+    error, _ = table_navigation_error.build(runs, PAPER)
+    lottery, _ = table_navigation_lottery.build(runs, PAPER)
+    text, metrics = summary.build(error, lottery, runs)
+    assert metrics["claims"] == {"claim1_geometry_at_90": True, "claim2_all_fail_at_98": None,
+                                 "claim3_lottery_tickets": None}
+    assert metrics["navigation"]["torus_dog_t90"]["error_cm_mean"] == 5.0
+    assert "**REPLICATED**" in text and "not tested" in text
+    assert "torus_dog 5.0 cm" in text
+
+
+def test_markdown_and_latex_writers(tmp_path):
+    table = pd.DataFrame({"Regularizer": ["L1_star & co"], "Error (cm)": ["5.00 (1.00)"]})
+    paths = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex")}
+    tables_io.write_table(table, table, paths, "A 90 % caption")
+    assert "| L1_star & co | 5.00 (1.00) |" in Path(paths["md"]).read_text()
+    tex = Path(paths["tex"]).read_text()
+    assert r"L1\_star \& co" in tex and r"90 \% caption" in tex
+    assert pd.read_csv(paths["csv"]).shape == (1, 2)

@@ -1,0 +1,152 @@
+"""The Snakemake workflow: dry runs, lint, config validation, the smoke grid end to end."""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, subprocess_env
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["snakemake", "--nolock", *args], cwd=cwd, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """``rule -> count`` from Snakemake's "Job stats" table."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.M)}
+
+
+def grid_size(config: str) -> int:
+    grid = yaml.safe_load((REPO / config).read_text())["tasks"]["navigation"]
+    return len(grid["regularizers"]) * len(grid["targets"]) * len(grid["seeds"])
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml"])
+def test_dry_run_lists_the_grid(config):
+    result = snakemake("-n", "--configfile", config)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train_navigation"] == counts["sweep_navigation"] == grid_size(config)
+    assert counts["table_navigation_error"] == counts["summary"] == 1
+
+
+def test_default_and_paper_grids():
+    assert grid_size("config/config.yaml") == 6 * 1 * 2
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())["tasks"]["navigation"]
+    assert len(paper["regularizers"]) == 13 and paper["targets"] == [0.9, 0.98]
+    assert len(paper["seeds"]) == 5 and paper["lottery_ticket"] is True
+
+
+def test_paper_grid_dry_run_is_fast():
+    """Listing the paper grid (270 jobs) takes < 5 s of CPU time (wall time on an idle
+    machine is about the same; CPU time does not depend on other load)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert snakemake("-n", "--quiet", "--configfile", "config/paper.yaml").returncode == 0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 5.0, cpu
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+BAD_CONFIGS = [
+    ({"tasks": {"navigation": {"regularizers": ["torus_dgo"]}}},
+     ["tasks.navigation.regularizers", "torus_dgo", "allowed values", "klein_dog"]),
+    ({"tasks": {"language": {}}}, ["'tasks'", "language", "allowed keys", "navigation"]),
+    ({"tasks": {"navigation": {"targets": [0.9, 1.0]}}}, ["tasks.navigation.targets.1"]),
+    ({"tasks": {"navigation": {"seeds": [-1]}}}, ["tasks.navigation.seeds.0", "minimum"]),
+    ({"tasks": {"navigation": {"regularizers": []}}},
+     ["tasks.navigation.regularizers", "non-empty"]),
+    ({"bogus": 1}, ["<top level>", "bogus", "allowed keys"]),
+    ({"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5}}},
+     ["tasks.navigation.lottery_ticket", "boolean", "tasks.navigation.threads", "integer"]),
+    ({"regularizers": {"torus_dog": {"label": "x", "set": {"regularizer.space": "tours"}}}},
+     ["regularizer 'torus_dog'", "regularizer.space", "tours"]),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), BAD_CONFIGS)
+def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(override))
+    result = snakemake("-n", "--configfile", str(path))
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "train_navigation" not in message  # no job was scheduled
+    for text in expected:
+        assert text in message, message
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """The smoke workflow run end to end in a copy of the workflow, plus its report."""
+    work = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "workflow", "config"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    run = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=work, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = snakemake("--configfile", "config/smoke.yaml", "--report", "results/report.html",
+                       cwd=work)
+    assert report.returncode == 0, report.stderr[-3000:]
+    return work
+
+
+@pytest.mark.slow
+def test_smoke_tables_have_every_grid_row(smoke):
+    grid = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]["navigation"]
+    labels = yaml.safe_load((smoke / "config/config.yaml").read_text())["regularizers"]
+    for name in ("error", "lottery"):
+        table = pd.read_csv(smoke / f"results/tables/navigation_{name}.csv")
+        assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
+            (r, t) for r in grid["regularizers"] for t in grid["targets"])
+        assert (table["n_runs"] == len(grid["seeds"])).all()
+        markdown = (smoke / f"results/tables/navigation_{name}.md").read_text()
+        tex = (smoke / f"results/tables/navigation_{name}.tex").read_text()
+        for regularizer in grid["regularizers"]:
+            assert labels[regularizer]["label"] in markdown
+        assert r"\begin{tabular}" in tex
+    error = pd.read_csv(smoke / "results/tables/navigation_error.csv").set_index(
+        ["regularizer", "target"])
+    assert error.loc[("torus_dog", 0.9), "paper_error_cm_mean"] == 6.29
+    assert error["error_cm_mean"].notna().all()
+    assert (error["sparsity_mean"] >= 0.85).all()
+    lottery = pd.read_csv(smoke / "results/tables/navigation_lottery.csv")
+    assert lottery["lottery_error_cm_mean"].notna().all()
+
+
+@pytest.mark.slow
+def test_smoke_figures_summary_metrics_and_report(smoke):
+    for name in ("error_vs_sparsity", "comparison", "connectivity"):
+        assert (smoke / f"results/figures/navigation_{name}.png").stat().st_size > 5000
+    text = (smoke / "results/summary.md").read_text()
+    assert all(f"({i})" in text for i in (1, 2, 3)) and "Ng = 32" in text
+    metrics = yaml.safe_load((smoke / "results/metrics.json").read_text())
+    assert set(metrics["claims"]) == {"claim1_geometry_at_90", "claim2_all_fail_at_98",
+                                      "claim3_lottery_tickets"}
+    assert "torus_dog_t90" in metrics["navigation"]
+    sweep = pd.read_csv(smoke / "results/tidy/navigation_sweep.csv")
+    assert sorted(sweep["level"].unique()) == [0.5, 0.9, 0.98]
+    conn = pd.read_csv(smoke / "results/tidy/navigation_connectivity.csv")
+    assert set(conn["regularizer"]) == {"torus_dog", "permuted_dog"}
+    report = (smoke / "results/report.html").read_text()
+    assert "navigation_error.csv" in report and "navigation_connectivity.png" in report
+
+
+@pytest.mark.slow
+def test_smoke_rerun_is_a_no_op(smoke):
+    result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke)
+    assert "Nothing to be done" in result.stdout + result.stderr
