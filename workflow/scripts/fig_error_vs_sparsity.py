@@ -28,7 +28,9 @@ def plot(sweep: pd.DataFrame, path: str) -> None:
         aspect=1.2,
         facet_kws={"sharey": True},
     )
-    grid.set_axis_labels("pruned fraction (global magnitude)", "decoding error (cm)")
+    grid.set_titles(col_template="{col_name}")
+    grid.set_axis_labels("pruned fraction (levels below the target: model as trained)",
+                         "decoding error (cm)")
     grid.legend.set_title("regularizer")
     save(grid.figure, path)
 
