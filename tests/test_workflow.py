@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pytest
 import yaml
@@ -62,17 +63,12 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
-BAD_CONFIGS = [
+BAD_CONFIGS = [  # through Snakemake: the whole path from --configfile to the message
     ({"tasks": {"navigation": {"regularizers": ["torus_dgo"]}}},
      ["tasks.navigation.regularizers", "torus_dgo", "allowed values", "klein_dog"]),
-    ({"tasks": {"language": {}}}, ["'tasks'", "language", "allowed keys", "navigation"]),
-    ({"tasks": {"navigation": {"targets": [0.9, 1.0]}}}, ["tasks.navigation.targets.1"]),
-    ({"tasks": {"navigation": {"seeds": [-1]}}}, ["tasks.navigation.seeds.0", "minimum"]),
-    ({"tasks": {"navigation": {"regularizers": []}}},
-     ["tasks.navigation.regularizers", "non-empty"]),
+    ({"tasks": {"navigation": {"targets": [0.9, 1.0], "seeds": [-1]}}},
+     ["tasks.navigation.targets.1", "tasks.navigation.seeds.0", "minimum"]),
     ({"bogus": 1}, ["<top level>", "bogus", "allowed keys"]),
-    ({"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5}}},
-     ["tasks.navigation.lottery_ticket", "boolean", "tasks.navigation.threads", "integer"]),
     ({"regularizers": {"torus_dog": {"label": "x", "set": {"regularizer.space": "tours"}}}},
      ["regularizer 'torus_dog'", "regularizer.space", "tours"]),
 ]
@@ -88,6 +84,44 @@ def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, expected):
     assert "train_navigation" not in message  # no job was scheduled
     for text in expected:
         assert text in message, message
+
+
+def _merged(override: dict) -> dict:
+    """config/config.yaml with ``override`` merged in, as Snakemake merges --configfile."""
+    def merge(base: dict, new: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(
+            base.get(k), dict) else v for k, v in new.items()}}
+    return merge(yaml.safe_load((REPO / "config/config.yaml").read_text()), override)
+
+
+SCHEMA_ERRORS = [  # the schema alone (fast): key path and validator of each error
+    ({"tasks": {"language": {}}}, [(["tasks"], "additionalProperties")]),
+    ({"tasks": {"navigation": {"regularizers": []}}},
+     [(["tasks", "navigation", "regularizers"], "minItems")]),
+    ({"tasks": {"navigation": {"seeds": []}}}, [(["tasks", "navigation", "seeds"], "minItems")]),
+    ({"tasks": {"navigation": {"targets": [-0.1]}}},
+     [(["tasks", "navigation", "targets", 0], "minimum")]),
+    ({"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5, "device": "tpu"}}},
+     [(["tasks", "navigation", "device"], "enum"),
+      (["tasks", "navigation", "lottery_ticket"], "type"),
+      (["tasks", "navigation", "threads"], "type")]),
+    ({"regularizers": {"Bad-Name": {"label": "x", "set": {}}}}, [(["regularizers"], "pattern")]),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), SCHEMA_ERRORS)
+def test_schema_rejects(override, expected):
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(_merged(override))
+    found = sorted((list(e.absolute_path), e.validator) for e in errors)
+    assert found == sorted(expected)
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml"])
+def test_shipped_configs_are_valid(config):
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    merged = _merged(yaml.safe_load((REPO / config).read_text()))
+    jsonschema.Draft202012Validator(schema).validate(merged)
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ NO_GEOMETRY = ("standard", "none")
 wildcard_constraints:
     task="[a-z]+",
     regularizer="[a-z][a-z0-9_]*",
-    target="0(\.[0-9]+)?",
+    target=r"0(\.[0-9]+)?",
     seed="[0-9]+",
 
 
