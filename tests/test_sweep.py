@@ -69,3 +69,11 @@ def test_a_diverged_run_has_no_levels(tmp_path):
     result = sweep_navigation(run, [0.9])
     assert result["status"] == "diverged"
     assert result["levels"] == []
+
+
+def test_a_per_tensor_run_is_swept_by_global_magnitude(tmp_path):
+    out = tmp_path / "per_tensor"
+    assert main(cli_args(out, "pruning.target=0.5", "pruning.scope=per_tensor")) == 0
+    result = sweep_navigation(out, [0.9])
+    assert result["scope"] == "global"
+    assert result["levels"][0]["sparsity"] == pytest.approx(0.9, abs=1e-3)

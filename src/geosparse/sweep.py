@@ -3,7 +3,8 @@
 ``geosparse sweep navigation --run DIR --levels 0.5 0.9 0.98 --out FILE.json`` loads
 ``DIR/metrics.json`` (config, seed) and ``DIR/model_sparse.pt`` (weights and masks),
 then for every level: restores the run's weights and masks, prunes by global magnitude
-(``MagnitudePruner.prune_to``, cumulative, so the run's own pruned weights stay pruned)
+over the run's pruned tensors (a ``MagnitudePruner`` with scope ``global``, whatever
+scope the run trained with; cumulative, so the run's own pruned weights stay pruned)
 and evaluates with the run's own evaluation rule (``NavigationRun.evaluate``). Levels at
 or below the run's sparsity cannot un-prune anything: they are evaluated as is and
 marked ``evaluated_as_is``. A run that did not complete (diverged) has no model: its
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from geosparse.pruning import MagnitudePruner
 from geosparse.runio import load_checkpoint, write_json
 from geosparse.tasks.navigation_training import NavigationRun
 
@@ -43,13 +45,14 @@ def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
     saved = load_checkpoint(run_dir / "model_sparse.pt")
     pruned = sum(int((~mask).sum()) for mask in saved["masks"].values())
     total = sum(mask.numel() for mask in saved["masks"].values())
+    pruner = MagnitudePruner(run.pruner.params, scope="global")
     rows, eval_rule = [], None
     for level in sorted(set(levels)):
         run.model.load_state_dict(saved["model"])
-        run.pruner.load_state_dict(saved["masks"])
+        pruner.load_state_dict(saved["masks"])
         as_is = round(level * total) <= pruned
         if not as_is:
-            run.pruner.prune_to(level)
+            pruner.prune_to(level)
         result = run.evaluate()
         eval_rule = result["eval_rule"]
         rows.append(
@@ -67,6 +70,7 @@ def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
         "seed": metrics["seed"],
         "status": metrics["status"],
         "run_sparsity": pruned / total,
+        "scope": "global",
         "eval_rule": eval_rule,
         "levels": rows,
     }
