@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
     sweep.add_argument("--levels", required=True, type=float, nargs="+", help="fractions in [0, 1)")
     sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
+    export = commands.add_parser("export", help="write a finished navigation run as a sparse inference model")
+    export.add_argument("--run", required=True, type=Path, help="finished run directory")
+    export.add_argument("--out", required=True, type=Path, help="output file (torch.save, weights_only-safe)")
+    export.add_argument("--format", dest="layout", choices=["csr", "bsr"], default="csr", help="W_hh layout")
+    export.add_argument("--order", choices=["none", "geometry"], default="none",
+                        help="renumber hidden units by moduli position (geometry) or keep them (none)")
+    export.add_argument("--blocksize", type=int, default=32, help="BSR block size (default 32)")
     return parser
 
 
@@ -83,6 +90,17 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from geosparse.sparse import export_run
+
+    summary = export_run(args.run, args.out, args.layout, args.order, args.blocksize)
+    blocks = summary["block_density"]["32"]
+    print(f"exported {args.run} -> {args.out}: layouts={summary['layouts']} "
+          f"W_hh_density={summary['W_hh_density']:.4f} bytes dense={summary['bytes_dense']} "
+          f"stored={summary['bytes_stored']} 32x32-block density={blocks}")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from geosparse.data.wikitext2 import DataError, Wikitext2Spec, fetch
 
@@ -99,7 +117,7 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sweep": _sweep, "data": _data}[args.command](args)
+        return {"train": _train, "sweep": _sweep, "data": _data, "export": _export}[args.command](args)
     except (ConfigError, ValueError) as error:
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2
