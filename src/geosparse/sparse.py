@@ -241,9 +241,15 @@ def stored_nbytes(weight: torch.Tensor) -> int:
 
 
 # --------------------------------------------------------------------------- the model
+def _use_mv(weight: torch.Tensor, batch: int) -> bool:
+    """Matrix-vector kernels at batch 1, except for BSR (torch's CPU BSR mv is slower
+    than its mm with one column)."""
+    return batch == 1 and weight.layout != torch.sparse_bsr
+
+
 def _mm(weight: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``weight @ cols`` for ``cols`` of shape ``(C, B)``; matrix-vector kernels at B = 1."""
-    if cols.shape[1] == 1:
+    """``weight @ cols`` for ``cols`` of shape ``(C, B)``."""
+    if _use_mv(weight, cols.shape[1]):
         return torch.mv(weight, cols[:, 0]).unsqueeze(1)
     return torch.mm(weight, cols)
 
@@ -325,7 +331,7 @@ class SparseNavigationRNN:
         drive = x @ self._w_ih_t  # (B, Ng)
         if w_hh.layout == torch.strided:
             return torch.addmm(drive, h, w_hh.t()).relu_()
-        if h.shape[0] == 1:
+        if _use_mv(w_hh, h.shape[0]):
             return torch.addmv(drive[0], w_hh, h[0]).relu_().unsqueeze(0)
         return (torch.mm(w_hh, h.t().contiguous()).t() + drive).relu_()
 
@@ -342,7 +348,7 @@ class SparseNavigationRNN:
         hidden = torch.empty(t_len, ng, batch, dtype=drive.dtype)
         h = _mm(self.weights["encoder"], init_code.t().contiguous())  # (Ng, B)
         for t in range(t_len):
-            if batch == 1:
+            if _use_mv(w_hh, batch):
                 torch.addmv(drive[t, :, 0], w_hh, h[:, 0], out=hidden[t, :, 0])
             else:
                 torch.addmm(drive[t], w_hh, h, out=hidden[t])

@@ -1,0 +1,289 @@
+"""Sparse inference latency and weight memory of the navigation RNN (CPU).
+
+Times ``SparseNavigationRNN`` (geosparse.sparse) with ``torch.utils.benchmark``: one
+recurrent step (``step``) and a whole sequence of ``--steps`` steps including the
+encoder and the read-out (``sequence``), for hidden sizes N, W_hh sparsities, batch sizes
+and W_hh formats:
+
+    dense       all matrices dense (the masked dense model; addmm / MKL GEMM)
+    csr         W_hh in CSR (int32 indices, MKL), hidden units in training order
+    csr-geo     W_hh in CSR after geometry ordering of the hidden units
+    bsr-geo     W_hh in BSR (b x b blocks, --blocksize) after geometry ordering
+    scipy-bsr-geo  (step only) scipy.sparse.bsr_matrix, the same ordered blocks: an
+                external reference kernel, not used by the package
+
+W_hh masks are SYNTHETIC: the fraction 1 - sparsity of entries with the lowest inverted
+torus-DoG coefficient (``geosparse.sparse.synthetic_mask``, what a moduli-regularized
+model converges to); ``--control`` adds the permuted-DoG mask (no geometry). Weights are
+Gaussian on the mask, scaled to spectral radius ~1. Encoder / decoder (Np = --np) stay
+dense in every format, so the formats differ in W_hh only. The dense model does the same
+work whatever the sparsity, so it is timed once per (N, batch, kind) at the first sparsity
+and that time is the baseline for all rows.
+
+Also writes block densities (fraction of non-empty b x b blocks, b = 16, 32, 64) of the
+synthetic torus and permuted masks before and after ordering, and of trained runs
+(``--trained-run DIR``, masks from DIR/model_sparse.pt: TRAINED).
+
+    python benchmarks/sparse_inference.py --quick --out results/sparse     # ~1 min
+    python benchmarks/sparse_inference.py --out results/sparse             # full grid
+    python benchmarks/sparse_inference.py --plot-only --out results/sparse
+
+Outputs (in --out): ``sparse_inference.csv`` (appended to with --append),
+``sparse_blocks.csv``, ``sparse_inference.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils import benchmark as tb
+
+from geosparse.sparse import (
+    SparseNavigationRNN,
+    block_density,
+    geometry_order,
+    hilbert_order,
+    load_run,
+    nbytes,
+    stored_nbytes,
+    synthetic_mask,
+)
+
+FORMATS = ("dense", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
+BLOCKS = (16, 32, 64)
+
+
+def measure(fn, min_run_time: float) -> tuple[float, int]:
+    """Median seconds per call and the number of timed calls (one warm-up call first)."""
+    started = time.perf_counter()
+    fn()
+    warm = time.perf_counter() - started
+    if warm > 1.0:  # very slow call: the warm-up call is the (single) measurement
+        return warm, 1
+    if warm > min_run_time:  # slow call: one timed run is all we can afford
+        return tb.Timer(stmt="fn()", globals={"fn": fn}).timeit(1).median, 1
+    m = tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    return m.median, len(m.times) * m.number_per_run
+
+
+def build(n: int, sparsity: float, np_: int, control: bool, seed: int = 0):
+    """Dense weights with a synthetic W_hh mask, and the hidden units' torus positions."""
+    g = torch.Generator().manual_seed(seed)
+    density = 1.0 - sparsity
+    if sparsity == 0:
+        mask = torch.ones(n, n, dtype=torch.bool)
+        positions = 10.0 * torch.rand(n, 2, generator=g, dtype=torch.float64)
+    else:
+        mask, positions = synthetic_mask(n, density, "torus", permute=control, seed=seed)
+    w_hh = torch.randn(n, n, generator=g) * mask / math.sqrt(density * n)
+    weights = {
+        "encoder": torch.randn(n, np_, generator=g) / math.sqrt(np_),
+        "W_ih": torch.randn(n, 2, generator=g),
+        "W_hh": w_hh,
+        "decoder": torch.randn(np_, n, generator=g) / math.sqrt(n),
+    }
+    return weights, mask, positions
+
+
+def scipy_bsr_step(model: SparseNavigationRNN, blocksize: int):
+    """``step`` with W_hh as a scipy BSR matrix (same weights and order as ``model``)."""
+    import scipy.sparse
+
+    w = model.weights["W_hh"]
+    dense = w.to_dense() if w.layout != torch.strided else w
+    matrix = scipy.sparse.bsr_matrix(dense.numpy(), blocksize=(blocksize, blocksize))
+    w_ih_t = model.weights["W_ih"].t().contiguous()
+
+    def step(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        drive = x @ w_ih_t
+        if h.shape[0] == 1:
+            return (torch.from_numpy(matrix @ h[0].numpy()) + drive[0]).relu_().unsqueeze(0)
+        out = torch.from_numpy(matrix @ h.t().contiguous().numpy())
+        return (out.t() + drive).relu_()
+
+    return step, matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
+
+
+def bench(args: argparse.Namespace) -> list[dict]:
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    rows: list[dict] = []
+    for n in args.n:
+        dense_time: dict[tuple[int, str], float] = {}
+        for sparsity in args.sparsity:
+            for control in ([False, True] if args.control else [False]):
+                if control and sparsity == 0:
+                    continue
+                weights, mask, positions = build(n, sparsity, args.np, control)
+                mask_name = ("permuted" if control else "torus") + "-synthetic" if sparsity else "full"
+                models = {}
+                for fmt in args.formats:
+                    if fmt == "dense" and (control or dense_time):
+                        continue
+                    if fmt != "dense" and sparsity == 0 and not args.sparse_at_zero:
+                        continue
+                    layout = {"dense": "dense", "csr": "csr", "csr-geo": "csr"}.get(fmt, "bsr")
+                    order = "geometry" if fmt.endswith("-geo") else "none"
+                    if fmt == "scipy-bsr-geo":
+                        layout = "dense"  # converted to scipy below
+                    models[fmt] = SparseNavigationRNN.from_dense(
+                        weights, None, layout, order, positions, "torus", args.blocksize, io_max_density=-1.0
+                    )
+                perm = models["bsr-geo"].permutation if "bsr-geo" in models else geometry_order(positions, "torus")
+                ordered_mask = mask[perm][:, perm]
+                for batch in args.batch:
+                    g = torch.Generator().manual_seed(1)
+                    velocity = 0.05 * torch.randn(args.steps, batch, 2, generator=g)
+                    code = torch.softmax(torch.randn(batch, args.np, generator=g), -1)
+                    h = torch.relu(torch.randn(batch, n, generator=g))
+                    x = velocity[0]
+                    for kind in args.kinds:
+                        for fmt, model in models.items():
+                            if kind == "sequence" and fmt == "scipy-bsr-geo":
+                                continue
+                            w = model.weights["W_hh"]
+                            mem, stored = nbytes(w), stored_nbytes(w)
+                            if fmt == "scipy-bsr-geo":
+                                step, mem = scipy_bsr_step(model, args.blocksize)
+                                stored = mem
+                                fn = lambda step=step, h=h, x=x: step(h, x)  # noqa: E731
+                            elif kind == "step":
+                                fn = lambda model=model, h=h, x=x: model.step(h, x)  # noqa: E731
+                            else:
+                                fn = lambda model=model, v=velocity, c=code: model.sequence(v, c)  # noqa: E731
+                            row = {
+                                "n": n, "sparsity": sparsity, "mask": mask_name, "format": fmt,
+                                "blocksize": args.blocksize if "bsr" in fmt else None,
+                                "kind": kind, "batch": batch, "steps": args.steps if kind == "sequence" else 1,
+                                "threads": args.threads, "W_hh_bytes_memory": mem, "W_hh_bytes_stored": stored,
+                                "W_hh_bytes_dense": n * n * 4,
+                                "block_density_32": block_density(ordered_mask if fmt.endswith("-geo") else mask, 32),
+                            }
+                            step_time = next((r["time_ms"] for r in rows if r["n"] == n and r["sparsity"] == sparsity
+                                              and r["mask"] == mask_name and r["format"] == fmt
+                                              and r["batch"] == batch and r["kind"] == "step"), None)
+                            estimate = (step_time or 0) * args.steps / 1e3
+                            if kind == "sequence" and estimate > args.max_call_seconds:
+                                row.update(time_ms=float("nan"), runs=0, note=f"skipped: ~{estimate:.0f} s per call")
+                            else:
+                                seconds, runs = measure(fn, args.min_run_time)
+                                row.update(time_ms=seconds * 1e3, runs=runs, note="")
+                            if fmt == "dense":
+                                dense_time[(batch, kind)] = row["time_ms"]
+                            base = dense_time.get((batch, kind), float("nan"))
+                            row["speedup_vs_dense"] = base / row["time_ms"] if row["time_ms"] else float("nan")
+                            row["memory_ratio_vs_dense"] = row["W_hh_bytes_dense"] / mem
+                            rows.append(row)
+                            print(f"N={n} s={sparsity:.2f} {mask_name:18s} {fmt:13s} {kind:8s} B={batch:<3d} "
+                                  f"{row['time_ms']:9.3f} ms x{row['speedup_vs_dense']:6.2f} "
+                                  f"mem/dense 1/{row['memory_ratio_vs_dense']:.2f} {row['note']}", flush=True)
+    return rows
+
+
+def blocks(args: argparse.Namespace) -> list[dict]:
+    """Block densities of synthetic (and trained) masks before / after ordering."""
+    rows = []
+    for n in args.n:
+        for sparsity in [s for s in args.sparsity if s > 0]:
+            for control in (False, True):
+                mask, positions = synthetic_mask(n, 1 - sparsity, "torus", permute=control)
+                name = "permuted-synthetic" if control else "torus-synthetic"
+                orders = {"none": None, "geometry": geometry_order(positions, "torus"),
+                          "hilbert": hilbert_order(positions, "torus")}
+                for order, perm in orders.items():
+                    m = mask if perm is None else mask[perm][:, perm]
+                    rows.append({"n": n, "sparsity": sparsity, "mask": name, "order": order,
+                                 **{f"b{b}": block_density(m, b) for b in BLOCKS}})
+    for run_dir in args.trained_run:
+        run, masks = load_run(run_dir)
+        mask = masks["W_hh"]
+        reg = run.regularizer
+        name = f"trained:{Path(run_dir).name} ({reg.space.name}{', permuted' if reg.permute else ''})"
+        orders = {"none": None}
+        if getattr(reg, "positions", None) is not None:
+            orders["geometry"] = geometry_order(reg.positions, reg.space)
+        for order, perm in orders.items():
+            m = mask if perm is None else mask[perm][:, perm]
+            rows.append({"n": mask.shape[0], "sparsity": 1 - float(mask.float().mean()), "mask": name,
+                         "order": order, **{f"b{b}": block_density(m, b) for b in BLOCKS}})
+    return rows
+
+
+def plot(csv: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    import seaborn as sns
+
+    df = pd.read_csv(csv)
+    df = df[df["time_ms"].notna()].copy()
+    # the dense model's time does not depend on the sparsity: draw it at every sparsity
+    dense = df[df["format"] == "dense"]
+    copies = [dense.assign(sparsity=s) for s in sorted(df["sparsity"].unique())]
+    df = pd.concat([df[df["format"] != "dense"], *copies], ignore_index=True)
+    df["case"] = df["kind"] + " B=" + df["batch"].astype(str)
+    df["format"] = df["format"] + df["mask"].map(lambda m: " (permuted)" if m.startswith("permuted") else "")
+    df["W_hh sparsity (%)"] = (100 * df["sparsity"]).round().astype(int)
+    grid = sns.relplot(data=df, x="W_hh sparsity (%)", y="time_ms", hue="format", style="format",
+                       col="case", row="n", kind="line", marker="o", height=2.8, aspect=1.1,
+                       facet_kws={"sharey": False})
+    grid.set(yscale="log")
+    grid.set_ylabels("latency (ms, log)")
+    grid.figure.suptitle(f"Navigation RNN inference on CPU ({int(df['threads'].iloc[0])} thread(s), shared machine)",
+                         y=1.02)
+    grid.savefig(png, dpi=120, bbox_inches="tight")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("results/sparse"))
+    parser.add_argument("--n", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.5, 0.9, 0.98])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 200])
+    parser.add_argument("--kinds", nargs="+", choices=["step", "sequence"], default=["step", "sequence"])
+    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
+    parser.add_argument("--steps", type=int, default=50, help="sequence length")
+    parser.add_argument("--np", type=int, default=256, help="place cells (encoder / decoder width)")
+    parser.add_argument("--blocksize", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
+    parser.add_argument("--max-call-seconds", type=float, default=4.0,
+                        help="skip sequences estimated (50 x step) above this")
+    parser.add_argument("--sparse-at-zero", action="store_true", help="also time sparse formats at sparsity 0")
+    parser.add_argument("--control", action="store_true", help="also time the permuted-DoG mask")
+    parser.add_argument("--trained-run", type=Path, action="append", default=[], help="run dir for block densities")
+    parser.add_argument("--quick", action="store_true",
+                        help="N=4096, sparsity 0 0.9 0.98, batch 1, step + sequence")
+    parser.add_argument("--no-blocks", action="store_true", help="skip the block-density table")
+    parser.add_argument("--append", action="store_true", help="append to an existing CSV")
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.sparsity, args.batch = [4096], [0.0, 0.9, 0.98], [1]
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv, png = args.out / "sparse_inference.csv", args.out / "sparse_inference.png"
+    if not args.plot_only:
+        import pandas as pd
+
+        torch.set_num_threads(args.threads)
+        if not args.no_blocks:
+            block_csv = args.out / "sparse_blocks.csv"
+            frame = pd.DataFrame(blocks(args))
+            frame.to_csv(block_csv, mode="a" if args.append and block_csv.exists() else "w",
+                         header=not (args.append and block_csv.exists()), index=False)
+            print(frame.to_string(index=False), flush=True)
+        frame = pd.DataFrame(bench(args))
+        frame.to_csv(csv, mode="a" if args.append and csv.exists() else "w",
+                     header=not (args.append and csv.exists()), index=False)
+        print(f"wrote {csv}")
+    plot(csv, png)
+    print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()
