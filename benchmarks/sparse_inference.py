@@ -6,6 +6,7 @@ encoder and the read-out (``sequence``), for hidden sizes N, W_hh sparsities, ba
 and W_hh formats:
 
     dense       all matrices dense (the masked dense model; addmm / MKL GEMM)
+    nn.RNN      (sequence only) the training model itself, NavigationRNN (torch.nn.RNN)
     csr         W_hh in CSR (int32 indices, MKL), hidden units in training order
     csr-geo     W_hh in CSR after geometry ordering of the hidden units
     bsr-geo     W_hh in BSR (b x b blocks, --blocksize) after geometry ordering
@@ -52,8 +53,9 @@ from geosparse.sparse import (
     stored_nbytes,
     synthetic_mask,
 )
+from geosparse.tasks.navigation import NavigationRNN
 
-FORMATS = ("dense", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
+FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
 BLOCKS = (16, 32, 64)
 
 
@@ -122,7 +124,14 @@ def bench(args: argparse.Namespace) -> list[dict]:
                 mask_name = ("permuted" if control else "torus") + "-synthetic" if sparsity else "full"
                 models = {}
                 for fmt in args.formats:
-                    if fmt == "dense" and (control or dense_time):
+                    if fmt in ("dense", "nn.RNN") and (control or dense_time):
+                        continue
+                    if fmt == "nn.RNN":
+                        reference = NavigationRNN(args.np, n)
+                        with torch.no_grad():
+                            for name, p in reference.prunable().items():
+                                p.copy_(weights[name])
+                        models[fmt] = reference
                         continue
                     if fmt != "dense" and sparsity == 0 and not args.sparse_at_zero:
                         continue
@@ -143,11 +152,13 @@ def bench(args: argparse.Namespace) -> list[dict]:
                     x = velocity[0]
                     for kind in args.kinds:
                         for fmt, model in models.items():
-                            if kind == "sequence" and fmt == "scipy-bsr-geo":
+                            if (kind == "sequence" and fmt == "scipy-bsr-geo") or (kind == "step" and fmt == "nn.RNN"):
                                 continue
-                            w = model.weights["W_hh"]
+                            w = weights["W_hh"] if fmt == "nn.RNN" else model.weights["W_hh"]
                             mem, stored = nbytes(w), stored_nbytes(w)
-                            if fmt == "scipy-bsr-geo":
+                            if fmt == "nn.RNN":
+                                fn = lambda model=model, v=velocity, c=code: model(v, c)  # noqa: E731
+                            elif fmt == "scipy-bsr-geo":
                                 step, mem = scipy_bsr_step(model, args.blocksize)
                                 stored = mem
                                 fn = lambda step=step, h=h, x=x: step(h, x)  # noqa: E731
@@ -163,8 +174,9 @@ def bench(args: argparse.Namespace) -> list[dict]:
                                 "W_hh_bytes_dense": n * n * 4,
                                 "block_density_32": block_density(ordered_mask if fmt.endswith("-geo") else mask, 32),
                             }
+                            step_fmt = "dense" if fmt == "nn.RNN" else fmt
                             step_time = next((r["time_ms"] for r in rows if r["n"] == n and r["sparsity"] == sparsity
-                                              and r["mask"] == mask_name and r["format"] == fmt
+                                              and r["mask"] == mask_name and r["format"] == step_fmt
                                               and r["batch"] == batch and r["kind"] == "step"), None)
                             estimate = (step_time or 0) * args.steps / 1e3
                             if kind == "sequence" and estimate > args.max_call_seconds:
@@ -222,10 +234,10 @@ def plot(csv: Path, png: Path) -> None:
 
     df = pd.read_csv(csv)
     df = df[df["time_ms"].notna()].copy()
-    # the dense model's time does not depend on the sparsity: draw it at every sparsity
-    dense = df[df["format"] == "dense"]
+    # the dense models' times do not depend on the sparsity: draw them at every sparsity
+    dense = df[df["format"].isin(["dense", "nn.RNN"])]
     copies = [dense.assign(sparsity=s) for s in sorted(df["sparsity"].unique())]
-    df = pd.concat([df[df["format"] != "dense"], *copies], ignore_index=True)
+    df = pd.concat([df[~df["format"].isin(["dense", "nn.RNN"])], *copies], ignore_index=True)
     df["case"] = df["kind"] + " B=" + df["batch"].astype(str)
     df["format"] = df["format"] + df["mask"].map(lambda m: " (permuted)" if m.startswith("permuted") else "")
     df["W_hh sparsity (%)"] = (100 * df["sparsity"]).round().astype(int)

@@ -216,3 +216,21 @@ def test_export_refuses_geometry_without_positions(tmp_path, capsys):
     assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 2
     assert "no moduli positions" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("layout", ["csr", "bsr"])
+def test_fifty_step_sequence_at_n512(layout):
+    """The paper's sequence length at a larger size: still within rtol 1e-5."""
+    n, np_ = 512, 32
+    torch.manual_seed(0)
+    model = NavigationRNN(np_, n)
+    mask, positions = synthetic_mask(n, 0.1, "torus")
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(torch.randn(n, n) * mask / (0.1 * n) ** 0.5)
+    g = torch.Generator().manual_seed(4)
+    velocity, code = 0.05 * torch.randn(50, 3, 2, generator=g), torch.rand(3, np_, generator=g)
+    with torch.no_grad():
+        expected = model(velocity, code)
+    sparse = SparseNavigationRNN.from_dense(_weights(model), {"W_hh": mask}, layout, "geometry", positions, "torus")
+    _close(sparse.sequence(velocity, code), expected)
+    _close(sparse.sequence(velocity[:, :1], code[:1]), expected[:, :1])
