@@ -112,9 +112,8 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert result.returncode == 2 and "data.length" in result.stderr
 
 
-def test_schema_reuses_the_navigation_regularizer_block():
-    assert load_schema("adding")["$defs"]["regularizer"] == \
-        load_schema("navigation")["$defs"]["regularizer"]
+def test_schema_uses_the_shared_regularizer_section():
+    assert load_schema("adding")["properties"]["regularizer"] == {"$ref": "regularizer.schema.yaml"}
 
 
 class _Crash(Exception):

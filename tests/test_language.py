@@ -98,9 +98,8 @@ def test_penalty_is_moduli_on_every_w_hh_plus_l1_on_the_rest():
     assert not torch.equal(regs[0].coefficients, regs[1].coefficients)  # own positions per layer
 
 
-def test_schema_reuses_the_navigation_regularizer_block():
-    assert load_schema("language")["$defs"]["regularizer"] == \
-        load_schema("navigation")["$defs"]["regularizer"]
+def test_schema_uses_the_shared_regularizer_section():
+    assert load_schema("language")["properties"]["regularizer"] == {"$ref": "regularizer.schema.yaml"}
 
 
 @needs_fixture

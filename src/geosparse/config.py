@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 
 class _Loader(yaml.SafeLoader):
@@ -82,10 +84,22 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
     return config
 
 
+SHARED_SCHEMAS = ("regularizer",)
+"""Schema files referenced by the task schemas (``{$ref: "<name>.schema.yaml"}``)."""
+
+
 def load_schema(task: str) -> dict:
-    """The JSON schema (as a dict) of ``task``'s config."""
+    """The JSON schema (as a dict) of ``task``'s config, or of a shared section."""
     text = resources.files("geosparse.schemas").joinpath(f"{task}.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+def _registry() -> Registry:
+    """The shared schemas, addressable by file name from the task schemas."""
+    return Registry().with_resources(
+        (f"{name}.schema.yaml", Resource.from_contents(load_schema(name), default_specification=DRAFT202012))
+        for name in SHARED_SCHEMAS
+    )
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -109,7 +123,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, task: str) -> dict:
     """Validate ``config`` against ``task``'s schema; raise ConfigError naming the key."""
     schema = load_schema(task)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
