@@ -20,6 +20,7 @@ from geosparse.sparse import (
     synthetic_mask,
 )
 from geosparse.tasks.navigation import NavigationRNN
+from geosparse.tasks.navigation_training import NavigationRun
 
 NG, NP = 64, 16
 
@@ -234,3 +235,18 @@ def test_fifty_step_sequence_at_n512(layout):
     sparse = SparseNavigationRNN.from_dense(_weights(model), {"W_hh": mask}, layout, "geometry", positions, "torus")
     _close(sparse.sequence(velocity, code), expected)
     _close(sparse.sequence(velocity[:, :1], code[:1]), expected[:, :1])
+
+
+def test_export_uses_learned_positions(tmp_path):
+    run = tmp_path / "run"
+    assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
+    out = tmp_path / "model.pt"
+    assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0
+    loaded, _ = load_run(run)
+    fresh = NavigationRun(loaded.config, loaded.seed, torch.device("cpu"))
+    assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)  # restored, learned
+    expected = geometry_order(loaded.regularizer.positions, loaded.regularizer.space)
+    assert torch.equal(load_sparse(out).permutation, expected)
+    velocity, code = _inputs(2)
+    with torch.no_grad():
+        _close(load_sparse(out).sequence(velocity, code), loaded.model(velocity, code))
