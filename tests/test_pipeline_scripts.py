@@ -158,3 +158,24 @@ def test_markdown_and_latex_writers(tmp_path):
     tex = Path(paths["tex"]).read_text()
     assert r"L1\_star \& co" in tex and r"90 \% caption" in tex
     assert pd.read_csv(paths["csv"]).shape == (1, 2)
+
+
+def _error_table(rows: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"regularizer": r, "target": 0.9, "error_cm_mean": m, "error_cm_std": s}
+                         for r, (m, s) in rows.items()])
+
+
+def test_claim_one_in_direction_when_separated_beyond_seed_noise():
+    ok, text = summary.claim_geometry(_error_table({"torus_dog": (23.0, 1.0), "none": (34.0, 2.0)}))
+    assert ok == summary.DIRECTION and "std over seeds" in text
+    assert summary._verdict(ok) == "replicated in direction, not in size"
+
+
+def test_claim_one_not_replicated_when_seed_noise_overlaps():
+    ok, _ = summary.claim_geometry(_error_table({"torus_dog": (23.0, 6.0), "none": (34.0, 6.0)}))
+    assert ok is False
+
+
+def test_claim_one_needs_two_seeds_for_the_direction_verdict():
+    ok, _ = summary.claim_geometry(_error_table({"torus_dog": (23.0, math.nan), "none": (34.0, 1.0)}))
+    assert ok is False
