@@ -19,7 +19,7 @@ model converges to); ``--control`` adds the permuted-DoG mask (no geometry). Wei
 Gaussian on the mask, scaled to spectral radius ~1. Encoder / decoder (Np = --np) stay
 dense in every format, so the formats differ in W_hh only. The dense model does the same
 work whatever the sparsity, so it is timed once per (N, batch, kind) at the first sparsity
-and that time is the baseline for all rows.
+and that time is the baseline for all rows (for sequences: the faster of dense and nn.RNN).
 
 Also writes block densities (fraction of non-empty b x b blocks, b = 16, 32, 64) of the
 synthetic torus and permuted masks before and after ordering, and of trained runs
@@ -31,7 +31,7 @@ synthetic torus and permuted masks before and after ordering, and of trained run
 
 Needs the ``pipeline`` extra (pandas, seaborn); scipy only for ``scipy-bsr-geo`` (skipped
 without it). Outputs (in --out): ``sparse_inference.csv`` (appended to with --append),
-``sparse_blocks.csv``, ``sparse_inference.png``.
+``sparse_blocks.csv``, ``sparse_inference.png``, ``sparse_tables.md`` (markdown tables).
 """
 
 from __future__ import annotations
@@ -190,6 +190,8 @@ def bench(args: argparse.Namespace) -> list[dict]:
                                 dense_time[(batch, kind)] = row["time_ms"]
                             base = dense_time.get((batch, kind), float("nan"))
                             row["speedup_vs_dense"] = base / row["time_ms"] if row["time_ms"] else float("nan")
+                            if fmt == "nn.RNN":  # the baseline is the faster of the two dense models
+                                dense_time[(batch, kind)] = min(base, row["time_ms"])
                             row["memory_ratio_vs_dense"] = row["W_hh_bytes_dense"] / mem
                             rows.append(row)
                             print(f"N={n} s={sparsity:.2f} {mask_name:18s} {fmt:13s} {kind:8s} B={batch:<3d} "
@@ -253,6 +255,66 @@ def plot(csv: Path, png: Path) -> None:
     grid.savefig(png, dpi=120, bbox_inches="tight")
 
 
+def tables(out: Path) -> str:
+    """Markdown tables (latency, memory, block density) from the CSVs in ``out``."""
+    import pandas as pd
+
+    df = pd.read_csv(out / "sparse_inference.csv")
+    lines = ["Latency in ms (median; in brackets the speed-up over the faster dense model: dense, and for "
+             "sequences also nn.RNN). Synthetic torus masks.", ""]
+    fmts = [f for f in FORMATS if f in set(df["format"])]
+    lines += ["| N | sparsity | case | " + " | ".join(fmts) + " |", "|---" * (3 + len(fmts)) + "|"]
+    torus = df[df["mask"] != "permuted-synthetic"]
+    dense = torus[torus["format"].isin(["dense", "nn.RNN"])]
+    for (n, sparsity, kind, batch), group in torus.groupby(["n", "sparsity", "kind", "batch"], sort=True):
+        cells = []
+        for fmt in fmts:
+            source = dense[(dense["n"] == n) & (dense["kind"] == kind) & (dense["batch"] == batch)] \
+                if fmt in ("dense", "nn.RNN") else group
+            row = source[source["format"] == fmt]
+            if row.empty:
+                cells.append("")
+                continue
+            row = row.iloc[0]
+            if pd.isna(row["time_ms"]):
+                cells.append("skipped")
+            elif fmt == "dense":
+                cells.append(f"{row['time_ms']:.3g}")
+            else:
+                cells.append(f"{row['time_ms']:.3g} ({row['speedup_vs_dense']:.1f}x)")
+        lines.append(f"| {n} | {100 * sparsity:.0f} % | {kind} B={batch} | " + " | ".join(cells) + " |")
+    control = df[df["mask"] == "permuted-synthetic"]
+    if not control.empty:
+        lines += ["", "Permuted-DoG control mask (no geometry), same timings:", "",
+                  "| N | sparsity | case | format | ms | speed-up vs dense | 32x32 block density |", "|---" * 7 + "|"]
+        for _, row in control.sort_values(["n", "sparsity", "batch", "kind", "format"]).iterrows():
+            lines.append(f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['kind']} B={row['batch']} | "
+                         f"{row['format']} | {row['time_ms']:.3g} | {row['speedup_vs_dense']:.1f}x | "
+                         f"{row['block_density_32']:.3f} |")
+    mem = torus[(torus["kind"] == "step") & (torus["batch"] == torus["batch"].min())]
+    lines += ["", "W_hh bytes (in memory: values + int32 indices; stored: int16 column indices) "
+              "and dense / format ratio:", "",
+              "| N | sparsity | format | bytes in memory | ratio | bytes stored | ratio | 32x32 block density |",
+              "|---" * 8 + "|"]
+    for _, row in mem.sort_values(["n", "sparsity", "format"]).iterrows():
+        if row["format"] in ("nn.RNN",):
+            continue
+        dense_bytes = row["W_hh_bytes_dense"]
+        lines.append(f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['format']} | "
+                     f"{row['W_hh_bytes_memory']:,} | {dense_bytes / row['W_hh_bytes_memory']:.2f}x | "
+                     f"{row['W_hh_bytes_stored']:,} | {dense_bytes / row['W_hh_bytes_stored']:.2f}x | "
+                     f"{row['block_density_32']:.3f} |")
+    block_csv = out / "sparse_blocks.csv"
+    if block_csv.exists():
+        blocks_df = pd.read_csv(block_csv)
+        lines += ["", "Fraction of non-empty b x b blocks of W_hh, before (none) and after ordering:", "",
+                  "| mask | N | sparsity | order | b=16 | b=32 | b=64 |", "|---" * 7 + "|"]
+        for _, row in blocks_df.iterrows():
+            lines.append(f"| {row['mask']} | {row['n']} | {100 * row['sparsity']:.1f} % | {row['order']} | "
+                         f"{row['b16']:.3f} | {row['b32']:.3f} | {row['b64']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/sparse"))
@@ -299,7 +361,8 @@ def main() -> None:
                      header=not (args.append and csv.exists()), index=False)
         print(f"wrote {csv}")
     plot(csv, png)
-    print(f"wrote {png}")
+    (args.out / "sparse_tables.md").write_text(tables(args.out))
+    print(f"wrote {png} and {args.out / 'sparse_tables.md'}")
 
 
 if __name__ == "__main__":
