@@ -14,9 +14,13 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
+import aggregate_history
 import aggregate_runs
 import aggregate_sweeps
+import fig_language_val_loss
 import summary
+import table_adding
+import table_language
 import table_navigation_error
 import table_navigation_lottery
 import tables_io
@@ -193,3 +197,117 @@ def test_claim_one_needs_two_seeds_for_the_direction_verdict():
 def test_claim_one_replicated_at_the_papers_effect_size():
     ok, _ = summary.claim_geometry(*_paired({"klein_dog": [6.0, 7.0], "none": [78.0, 80.0]}))
     assert ok is True
+
+
+FIXTURE_DATA = "fixture (not WikiText-2 train): train = first 80% of the WikiText-2 valid lines"
+
+
+def _language_metrics(loss: float | None, corpus: str = "fixture",
+                      history: tuple[float, ...] = (9.0, 8.0)) -> dict:
+    final = None if loss is None else {
+        "data": FIXTURE_DATA, "test_loss": loss, "test_ppl": math.exp(loss),
+        "test_accuracy": 0.1, "val_loss": history[-1], "val_ppl": math.exp(history[-1]),
+        "val_loss_increases": 0, "W_hh_sparsity": 0.8, "sparsity": 0.9}
+    return {
+        "task": "language", "data": FIXTURE_DATA if corpus == "fixture" else "WikiText-2 (x)",
+        "status": "completed" if final else "diverged",
+        "diverged": None if final else {"phase": "sparse", "epoch": 1},
+        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 32},
+                   "training": {"epochs": 2}, "data": {"corpus": corpus}},
+        "wall_time_s": 2.0, "device": "cpu", "final": final, "lottery_ticket": None,
+        "history": [{"phase": "sparse", "epoch": i, "loss": 9.0, "val_loss": v}
+                    for i, v in enumerate(history)],
+    }
+
+
+def _adding_metrics(mse: float | None) -> dict:
+    final = None if mse is None else {
+        "test_mse": mse, "baseline_mse": 1 / 6, "baseline_mse_measured": 0.16,
+        "val_mse": mse, "W_hh_sparsity": 0.9, "sparsity": 0.9}
+    return {
+        "task": "adding", "status": "completed" if final else "diverged",
+        "diverged": None if final else {"phase": "sparse", "epoch": 0},
+        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 16},
+                   "training": {"epochs": 3}},
+        "wall_time_s": 1.0, "device": "cpu", "final": final, "lottery_ticket": None,
+        "history": [{"phase": "sparse", "epoch": 0, "loss": 0.5, "val_mse": 0.2}],
+    }
+
+
+@pytest.fixture
+def language_runs(tmp_path) -> tuple[list[str], list[dict]]:
+    """torus_dog: losses 5, 7 (fixture); none: 6 and one diverged run."""
+    return _write(tmp_path, [
+        (_language_metrics(5.0), _record("torus_dog", 0.9, 0)),
+        (_language_metrics(7.0, history=(9.0, 9.5)), _record("torus_dog", 0.9, 1)),
+        (_language_metrics(6.0), _record("none", 0.9, 0)),
+        (_language_metrics(None, history=(9.0,)), _record("none", 0.9, 1)),
+    ])
+
+
+def test_language_table_statistics_and_fixture_label(language_runs, tmp_path):
+    runs = aggregate_runs.aggregate(*language_runs, "language")
+    assert set(runs["corpus"]) == {"fixture"} and runs["data"].str.startswith("fixture").all()
+    assert "error_cm" not in runs and runs["steps_per_epoch"].isna().all()
+    tidy, display = table_language.build(runs)
+    torus = tidy.set_index("regularizer").loc["torus_dog"]
+    assert torus["test_loss_mean"] == pytest.approx(6.0)
+    assert torus["test_loss_std"] == pytest.approx(math.sqrt(2))
+    none = tidy.set_index("regularizer").loc["none"]
+    assert (none["n_runs"], none["n_diverged"], none["test_loss_mean"]) == (2, 1, 6.0)
+    assert tidy["data"].tolist() == ["FIXTURE", "FIXTURE"]
+    assert display["Data"].tolist() == ["FIXTURE", "FIXTURE"]
+    assert display["Test loss"].tolist() == ["6.000 (1.414)", "6.000"]
+    assert display["Diverged"].tolist() == ["0/2", "1/2"]
+    paths = {ext: str(tmp_path / f"lang.{ext}") for ext in ("csv", "md", "tex")}
+    tables_io.write_table(tidy, display, paths, table_language.caption(tidy))
+    for ext in ("md", "tex"):
+        assert "FIXTURE corpus, not WikiText-2 results" in Path(paths[ext]).read_text()
+    assert (pd.read_csv(paths["csv"])["data"] == "FIXTURE").all()
+
+
+def test_language_table_on_wikitext2_says_so(tmp_path):
+    paths, records = _write(tmp_path, [
+        (_language_metrics(5.0, corpus="wikitext2"), _record("l1", 0.98, 0))])
+    tidy, _ = table_language.build(aggregate_runs.aggregate(paths, records, "language"))
+    assert tidy["data"].tolist() == ["WikiText-2"]
+    caption = table_language.caption(tidy)
+    assert "(WikiText-2)" in caption and "FIXTURE" not in caption
+
+
+def test_language_history_and_figure(language_runs, tmp_path):
+    history = aggregate_history.aggregate(*language_runs, "language")
+    assert len(history) == 2 + 2 + 2 + 1           # the diverged run keeps its epoch
+    assert history.groupby("run_id")["epoch"].max().to_dict()["none-t0.9-s1"] == 0
+    runs = aggregate_runs.aggregate(*language_runs, "language")
+    assert "FIXTURE" in fig_language_val_loss.title(runs)
+    path = tmp_path / "fig.png"
+    fig_language_val_loss.plot(history, runs, str(path))
+    assert path.stat().st_size > 5000
+
+
+def test_adding_table_against_the_baseline(tmp_path):
+    paths, records = _write(tmp_path, [
+        (_adding_metrics(0.10), _record("torus_dog", 0.95, 0)),
+        (_adding_metrics(0.20), _record("torus_dog", 0.95, 1)),
+        (_adding_metrics(0.18), _record("none", 0.95, 0)),
+        (_adding_metrics(None), _record("none", 0.95, 1)),
+    ])
+    runs = aggregate_runs.aggregate(paths, records, "adding")
+    tidy, display = table_adding.build(runs)
+    torus = tidy.set_index("regularizer").loc["torus_dog"]
+    assert torus["test_mse_mean"] == pytest.approx(0.15)
+    assert torus["n_below_baseline"] == 1
+    assert tidy["baseline_mse"].round(3).tolist() == [0.167, 0.167]
+    assert display["Below baseline"].tolist() == ["1/2", "0/2"]
+    assert display["Diverged"].tolist() == ["0/2", "1/2"]
+    assert display["Test MSE"].tolist()[1] == "0.180"
+    text = "\n".join(summary.task_sections(None, tidy))
+    assert "## Adding problem" in text and "torus_dog at 95 %: test MSE 0.150" in text
+
+
+def test_summary_language_section_says_fixture(language_runs):
+    tidy, _ = table_language.build(aggregate_runs.aggregate(*language_runs, "language"))
+    text = "\n".join(summary.task_sections(tidy, None))
+    assert "## Language modelling (FIXTURE)" in text and "not WikiText-2 results" in text
+    assert "REPLICATED" not in text and "verdict" in text   # measured numbers, no verdict

@@ -26,8 +26,11 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.M)}
 
 
-def grid_size(config: str) -> int:
-    grid = yaml.safe_load((REPO / config).read_text())["tasks"]["navigation"]
+def grid_size(config: str, task: str = "navigation") -> int:
+    """Runs of ``task``'s grid in ``config``; 0 when the task is absent or disabled."""
+    grid = yaml.safe_load((REPO / config).read_text())["tasks"].get(task)
+    if grid is None or not grid.get("enabled", True):
+        return 0
     return len(grid["regularizers"]) * len(grid["targets"]) * len(grid["seeds"])
 
 
@@ -38,6 +41,44 @@ def test_dry_run_lists_the_grid(config):
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train_navigation"] == counts["sweep_navigation"] == grid_size(config)
     assert counts["table_navigation_error"] == counts["summary"] == 1
+    for task, table in (("language", "table_language"), ("adding", "table_adding")):
+        assert counts.get(f"train_{task}", 0) == grid_size(config, task)
+        assert counts.get(table, 0) == (1 if grid_size(config, task) else 0)
+    assert counts.get("fig_language_val_loss", 0) == (1 if grid_size(config, "language") else 0)
+    # only the paper grid reads the real WikiText-2 (smoke: the FIXTURE corpus)
+    assert counts.get("wikitext2", 0) == (1 if config == "config/paper.yaml" else 0)
+
+
+def test_language_and_adding_grids():
+    """Off by default; on (with real WikiText-2 for language) in smoke and paper."""
+    assert grid_size("config/config.yaml", "language") == grid_size(
+        "config/config.yaml", "adding") == 0
+    assert grid_size("config/smoke.yaml", "language") == grid_size("config/smoke.yaml", "adding") == 4
+    assert grid_size("config/paper.yaml", "language") == 50
+    assert grid_size("config/paper.yaml", "adding") == 20
+    smoke = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["language"]
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())["tasks"]["language"]
+    for base, corpus in ((smoke["base_config"], "fixture"), (paper["base_config"], "wikitext2")):
+        chain = [REPO / base]
+        while "extends" in (data := yaml.safe_load(chain[-1].read_text())):
+            chain.append(chain[-1].parent / data["extends"])
+        found = next(yaml.safe_load(p.read_text())["data"]["corpus"] for p in chain
+                     if "corpus" in (yaml.safe_load(p.read_text()).get("data") or {}))
+        assert found == corpus, base
+
+
+def test_enable_files_switch_the_default_tasks_on():
+    result = snakemake("-n", "--forceall", "--configfile", "config/enable/language.yaml",
+                       "config/enable/adding.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    default = yaml.safe_load((REPO / "config/config.yaml").read_text())["tasks"]
+    for task in ("language", "adding"):
+        g = default[task]
+        assert counts[f"train_{task}"] == len(g["regularizers"]) * len(g["targets"]) * len(
+            g["seeds"])
+    assert counts["wikitext2"] == 1 and counts["train_navigation"] == grid_size(
+        "config/config.yaml")
 
 
 def test_default_and_paper_grids():
@@ -96,7 +137,11 @@ def _merged(override: dict) -> dict:
 
 
 SCHEMA_ERRORS = [  # the schema alone (fast): key path and validator of each error
-    ({"tasks": {"language": {}}}, [(["tasks"], "additionalProperties")]),
+    ({"tasks": {"speech": {}}}, [(["tasks"], "additionalProperties")]),
+    ({"tasks": {"language": {"sweep_levels": [0.5]}}},
+     [(["tasks", "language"], "additionalProperties")]),
+    ({"tasks": {"adding": {"enabled": "yes", "seeds": []}}},
+     [(["tasks", "adding", "enabled"], "type"), (["tasks", "adding", "seeds"], "minItems")]),
     ({"tasks": {"navigation": {"regularizers": []}}},
      [(["tasks", "navigation", "regularizers"], "minItems")]),
     ({"tasks": {"navigation": {"seeds": []}}}, [(["tasks", "navigation", "seeds"], "minItems")]),
@@ -118,7 +163,8 @@ def test_schema_rejects(override, expected):
     assert found == sorted(expected)
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml"])
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml",
+                                    "config/enable/language.yaml", "config/enable/adding.yaml"])
 def test_shipped_configs_are_valid(config):
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     merged = _merged(yaml.safe_load((REPO / config).read_text()))
@@ -185,3 +231,32 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
 def test_smoke_rerun_is_a_no_op(smoke):
     result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke)
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_smoke_language_and_adding_tables(smoke):
+    config = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]
+    for task, name in (("language", "language_scores"), ("adding", "adding_mse")):
+        grid = config[task]
+        table = pd.read_csv(smoke / f"results/tables/{name}.csv")
+        assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
+            (r, t) for r in grid["regularizers"] for t in grid["targets"])
+        assert (table["n_runs"] == len(grid["seeds"])).all()
+        assert r"\begin{tabular}" in (smoke / f"results/tables/{name}.tex").read_text()
+    language = pd.read_csv(smoke / "results/tables/language_scores.csv")
+    assert (language["data"] == "FIXTURE").all()   # the smoke grid trains on the fixture
+    assert language["test_ppl_mean"].notna().all()
+    for ext in ("md", "tex"):
+        text = (smoke / f"results/tables/language_scores.{ext}").read_text()
+        assert "FIXTURE corpus, not WikiText-2 results" in text
+    adding = pd.read_csv(smoke / "results/tables/adding_mse.csv")
+    assert adding["test_mse_mean"].notna().all()
+    assert (adding["baseline_mse"].round(3) == 0.167).all()
+    assert (smoke / "results/figures/language_val_loss.png").stat().st_size > 5000
+    history = pd.read_csv(smoke / "results/tidy/language_history.csv")
+    assert history["val_loss"].notna().any()
+    summary_text = (smoke / "results/summary.md").read_text()
+    assert "## Language modelling (FIXTURE)" in summary_text
+    assert "## Adding problem" in summary_text
+    report = (smoke / "results/report.html").read_text()
+    assert "language_scores.csv" in report and "language_val_loss.png" in report

@@ -6,6 +6,7 @@ and configs, a ``rules/<task>.smk`` with its training rule, and its targets in
 ``TASK_OUTPUTS``.
 """
 
+import functools
 import itertools
 import json
 import shlex
@@ -60,6 +61,26 @@ def grid(task):
     return config["tasks"][task]
 
 
+def enabled_tasks():
+    """Tasks of the config whose grid is not switched off (``enabled: false``)."""
+    return [task for task, g in config["tasks"].items() if g.get("enabled", True)]
+
+
+PAPER_TABLES = ("navigation",)
+"""Tasks with reported numbers in PAPER.md (``paper_results.<task>`` is required)."""
+
+WIKITEXT2_SPLITS = ("train", "valid", "test")
+
+
+def wikitext2_files(task):
+    """The WikiText-2 files a language grid reads, if its base config uses the real
+    corpus (``data.corpus: wikitext2``); none for the fixture corpus."""
+    data = base_run_config(task)["data"]
+    if data["corpus"] != "wikitext2":
+        return []
+    return [str(Path(data["dir"]) / f"wiki.{split}.tokens") for split in WIKITEXT2_SPLITS]
+
+
 def run_records(task):
     """Every run of ``task``'s grid (regularizer x target x seed) with its run id and label."""
     g = grid(task)
@@ -80,9 +101,22 @@ def run_files(task, name):
     return [f"results/{task}/{run}/{name}" for run in run_ids(task)]
 
 
+@functools.cache
+def base_run_config(task):
+    """``task``'s base run config, resolved (``extends`` followed, defaults filled in)."""
+    return resolve(grid(task)["base_config"], task, [])
+
+
 def run_overrides(task, regularizer, target):
-    """``--set`` assignments of one run: the named regularizer, target, lottery flag."""
+    """``--set`` assignments of one run: the named regularizer, target, lottery flag.
+
+    A space without neuron positions (standard, none) has no embedding to learn: where
+    the base config learns it (adding: ``learn_embedding: true``), such a run sets
+    ``regularizer.learn_embedding=false``."""
     values = dict(config["regularizers"][regularizer]["set"])
+    space = values.get("regularizer.space", base_run_config(task)["regularizer"]["space"])
+    if space in NO_GEOMETRY and base_run_config(task)["regularizer"]["learn_embedding"]:
+        values["regularizer.learn_embedding"] = False
     values["pruning.target"] = float(target)
     values["lottery_ticket.enabled"] = grid(task)["lottery_ticket"]
     return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
@@ -124,7 +158,7 @@ def _check_grid():
         if unknown:
             raise WorkflowError(f"config key 'tasks.{task}.regularizers': unknown regularizer(s) "
                                 f"{unknown}; allowed values: {known}")
-        if task not in config["paper_results"]:
+        if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
         for name in g["regularizers"]:
             try:
@@ -161,10 +195,17 @@ TASK_OUTPUTS = {
         "results/summary.md",
         "results/metrics.json",
     ],
+    "language": [
+        *expand("results/tables/language_scores.{ext}", ext=["csv", "md", "tex"]),
+        "results/figures/language_val_loss.png",
+    ],
+    "adding": [
+        *expand("results/tables/adding_mse.{ext}", ext=["csv", "md", "tex"]),
+    ],
 }
 """Final targets per task (tables, figures, summary)."""
 
 
 def all_outputs():
     """Final targets of every task in the config."""
-    return [path for task in config["tasks"] for path in TASK_OUTPUTS[task]]
+    return [path for task in enabled_tasks() for path in TASK_OUTPUTS[task]]

@@ -33,6 +33,22 @@ rule aggregate_sweeps:
         "../scripts/aggregate_sweeps.py"
 
 
+rule aggregate_history:
+    """The per-epoch history of every run of a task -> results/tidy/<task>_history.csv."""
+    input:
+        lambda wc: run_files(wc.task, "metrics.json"),
+    output:
+        "results/tidy/{task}_history.csv",
+    params:
+        runs=lambda wc: run_records(wc.task),
+    log:
+        "results/logs/{task}/aggregate_history.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/aggregate_history.py"
+
+
 rule table_navigation_error:
     """Error mean (std) per regularizer and target, paper values beside them."""
     input:
@@ -64,11 +80,14 @@ rule table_navigation_lottery:
 
 
 rule summary:
-    """The paper's claims in words with numbers, and results/metrics.json for DVC."""
+    """The paper's claims in words with numbers, and results/metrics.json for DVC; the
+    language and adding tables (when their grids are enabled) as measured numbers."""
     input:
         error="results/tables/navigation_error.csv",
         lottery="results/tables/navigation_lottery.csv",
         runs="results/tidy/navigation_runs.csv",
+        language=["results/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
+        adding=["results/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
     output:
         summary="results/summary.md",
         metrics="results/metrics.json",

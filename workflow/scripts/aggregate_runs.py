@@ -2,8 +2,11 @@
 
 Columns: task, run_id, regularizer, label, target, seed, phase (``sparse``: the pruned
 model; ``lottery``: retrained from a random init with the same masks), status
-(``completed``, ``diverged`` or ``not_run``), error_cm, loss, W_hh_sparsity, sparsity,
-W_hh_fraction_below_1e-3, n_hidden, epochs, steps_per_epoch, wall_time_s, device.
+(``completed``, ``diverged`` or ``not_run``), the task's result keys (``RESULT_KEYS``;
+navigation: error_cm, loss, W_hh_sparsity, sparsity, W_hh_fraction_below_1e-3), for
+language also corpus (``wikitext2`` or ``fixture``, from the run config) and data (the
+corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (navigation
+only), wall_time_s, device.
 """
 
 import json
@@ -11,7 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-RESULT_KEYS = ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3")
+RESULT_KEYS = {
+    "navigation": ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3"),
+    "language": ("test_loss", "test_ppl", "test_accuracy", "val_loss", "val_ppl",
+                 "val_loss_increases", "W_hh_sparsity", "sparsity"),
+    "adding": ("test_mse", "baseline_mse", "baseline_mse_measured", "val_mse", "W_hh_sparsity",
+               "sparsity"),
+}
 PHASES = {"sparse": "final", "lottery": "lottery_ticket"}
 
 
@@ -27,6 +36,10 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
     """Rows of one run: its sparse phase and, if enabled, its lottery-ticket phase."""
     config = metrics["config"]
     phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
+    corpus = (
+        {"corpus": config["data"]["corpus"], "data": metrics.get("data")}
+        if task == "language" else {}
+    )
     rows = []
     for phase in phases:
         result = metrics[PHASES[phase]] or {}
@@ -36,10 +49,11 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
                 **record,
                 "phase": phase,
                 "status": phase_status(metrics, phase),
-                **{key: result.get(key) for key in RESULT_KEYS},
+                **{key: result.get(key) for key in RESULT_KEYS[task]},
+                **corpus,
                 "n_hidden": config["model"]["n_hidden"],
                 "epochs": config["training"]["epochs"],
-                "steps_per_epoch": config["training"]["steps_per_epoch"],
+                "steps_per_epoch": config["training"].get("steps_per_epoch"),
                 "wall_time_s": metrics["wall_time_s"],
                 "device": metrics["device"],
             }

@@ -164,6 +164,39 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame) -> tup
     return "\n".join(lines) + "\n", metrics
 
 
+def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) -> list[str]:
+    """Summary lines of the language and adding tables: measured numbers only (PAPER.md
+    states no numbers or verdict rule for these tasks, so no verdict is given)."""
+    lines: list[str] = []
+    if language is not None:
+        corpora = sorted(set(language["data"]))
+        lines += ["", f"## Language modelling ({', '.join(corpora)})", ""]
+        if any("FIXTURE" in c for c in corpora):
+            lines += ["FIXTURE corpus (built from the WikiText-2 valid and test files): "
+                      "not WikiText-2 results.", ""]
+        lines += ["Measured numbers, no verdict; results/tables/language_scores.md.", ""]
+        for row in language.itertuples(index=False):
+            lines.append(
+                f"- {row.regularizer} at {100 * row.target:g} %: test loss "
+                f"{_fmt_num(row.test_loss_mean, 3)} nats/token, perplexity {_fmt_num(row.test_ppl_mean, 1)}, "
+                f"accuracy {_fmt_num(row.test_accuracy_mean, 3)}, diverged "
+                f"{int(row.n_diverged)}/{int(row.n_runs)}")
+    if adding is not None:
+        lines += ["", "## Adding problem", "",
+                  "Measured numbers, no verdict; baseline (always 1) MSE 0.167; "
+                  "results/tables/adding_mse.md.", ""]
+        for row in adding.itertuples(index=False):
+            lines.append(
+                f"- {row.regularizer} at {100 * row.target:g} %: test MSE "
+                f"{_fmt_num(row.test_mse_mean, 3)}, below baseline {int(row.n_below_baseline)}/"
+                f"{int(row.n_runs)}, diverged {int(row.n_diverged)}/{int(row.n_runs)}")
+    return lines
+
+
+def _fmt_num(value: float, digits: int) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
 def _num(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 4)
 
@@ -176,5 +209,11 @@ if "snakemake" in globals():
     text, metrics = build(
         pd.read_csv(smk.input.error), pd.read_csv(smk.input.lottery), pd.read_csv(smk.input.runs)
     )
+    extra = task_sections(
+        pd.read_csv(smk.input.language[0]) if smk.input.language else None,
+        pd.read_csv(smk.input.adding[0]) if smk.input.adding else None,
+    )
+    if extra:
+        text += "\n".join(extra) + "\n"
     Path(smk.output.summary).write_text(text)
     Path(smk.output.metrics).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,24 @@
+"""WikiText-2 for a language grid whose base config reads the real corpus
+(`data.corpus: wikitext2`, the folder is its `data.dir`); the fixture corpus needs no rule."""
+
+WIKITEXT2_DIR = next(
+    (str(Path(f).parent) for f in wikitext2_files("language")), "data/wikitext-2"
+)
+
+
+rule wikitext2:
+    """Fetch and verify WikiText-2 (`geosparse data wikitext2`; mirrors and checksum in
+    config/data/wikitext2.yaml). Offline it fails, with the reason in its log; a copy
+    already in place (the three wiki.*.tokens files) is verified and kept."""
+    input:
+        spec="config/data/wikitext2.yaml",
+    output:
+        [f"{WIKITEXT2_DIR}/wiki.{split}.tokens" for split in WIKITEXT2_SPLITS],
+    params:
+        dest=lambda wc, output: Path(output[0]).parent,
+    log:
+        "results/logs/data/wikitext2.log",
+    conda:
+        "../envs/geosparse.yaml"
+    shell:
+        "geosparse data wikitext2 --dest {params.dest:q} --config {input.spec:q} > {log:q} 2>&1"

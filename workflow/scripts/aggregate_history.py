@@ -1,0 +1,35 @@
+"""The per-epoch training history of a task's runs as one tidy CSV (one row per run,
+phase and epoch).
+
+Columns: task, run_id, regularizer, label, target, seed, status (of the run), then the
+history keys of metrics.json (phase, epoch, pruned_fraction_target, loss, sparsity, and
+the task's validation scores: val_loss, val_ppl, val_accuracy for language; val_mse for
+adding; ...). A diverged run keeps the epochs it finished.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
+    """The tidy history of runs ``paths`` (metrics.json files, aligned with ``records``)."""
+    if len(paths) != len(records):
+        raise ValueError(f"{len(paths)} metrics files for {len(records)} runs")
+    rows = []
+    for path, record in zip(paths, records, strict=True):
+        metrics = json.loads(Path(path).read_text())
+        for entry in metrics["history"]:
+            rows.append({"task": task, **record, "status": metrics["status"], **entry})
+    return pd.DataFrame(rows)
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
+        smk.output[0], index=False
+    )

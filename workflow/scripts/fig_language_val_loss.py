@@ -1,0 +1,56 @@
+"""Figure: language-model validation loss per epoch, one line per regularizer (mean and
+std over seeds), one panel per training target: the stability claim (a rising or
+diverging validation loss under pruning). Sparse phase only; the title names the corpus
+(FIXTURE when the runs used the fixture corpus, not WikiText-2)."""
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+from plotting import empty, save
+from table_language import corpus_label
+
+
+def title(runs: pd.DataFrame) -> str:
+    """The figure title, naming the corpus (FIXTURE runs are not WikiText-2 results)."""
+    corpus = corpus_label(runs["corpus"])
+    if "FIXTURE" in corpus:
+        return f"Language modelling: {corpus} corpus (not WikiText-2 results)"
+    return f"Language modelling: {corpus}"
+
+
+def plot(history: pd.DataFrame, runs: pd.DataFrame, path: str) -> None:
+    data = history[(history["phase"] == "sparse")].dropna(subset=["val_loss"]).copy()
+    if data.empty:
+        empty(path, "no validation losses to plot")
+        return
+    data["epoch"] = data["epoch"] + 1
+    data["Training target"] = data["target"].map(lambda t: f"pruned to {100 * t:g} %")
+    grid = sns.relplot(
+        data=data,
+        x="epoch",
+        y="val_loss",
+        hue="label",
+        col="Training target",
+        kind="line",
+        marker="o",
+        errorbar="sd",
+        height=3.2,
+        aspect=1.2,
+        facet_kws={"sharey": True},
+    )
+    grid.set_titles(col_template="{col_name}")
+    grid.set_axis_labels("epoch (pruned fraction ramps up linearly)",
+                         "validation loss (nats/token)")
+    grid.legend.set_title("regularizer")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    grid.figure.suptitle(title(runs), y=1.04)
+    save(grid.figure, path)
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    plot(pd.read_csv(smk.input.history), pd.read_csv(smk.input.runs), smk.output[0])

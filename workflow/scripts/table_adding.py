@@ -1,0 +1,68 @@
+"""Table: adding-problem test MSE per regularizer and target, mean (std) over completed
+seeds, beside the baseline of always predicting 1 (MSE 1/6 = 0.167, PAPER.md).
+
+Tidy CSV columns: regularizer, label, target, n_runs, n_diverged, test_mse_mean,
+test_mse_std, baseline_mse, n_below_baseline (completed seeds with test MSE below the
+baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
+"""
+
+import pandas as pd
+from tables_io import fmt_fraction, fmt_mean_std, write_table
+
+BASELINE_MSE = 1.0 / 6.0
+"""Always predicting 1 (the mean of the sum of two U(0, 1) values): variance 1/6."""
+
+CAPTION = (
+    "Adding problem: test MSE of the pruned models, mean (std) over seeds, beside the "
+    "constant-prediction baseline (always 1: MSE 0.167); seeds below the baseline; "
+    "measured sparsity of W_hh and of all pruned matrices."
+)
+
+
+def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy, display) tables of the sparse models."""
+    rows = runs[runs["phase"] == "sparse"]
+    done = rows[rows["status"] == "completed"]
+    keys = ["regularizer", "label", "target"]
+    counts = rows.groupby(keys, sort=False).agg(
+        n_runs=("seed", "size"), n_diverged=("status", lambda s: int((s != "completed").sum()))
+    )
+    stats = done.groupby(keys, sort=False).agg(
+        test_mse_mean=("test_mse", "mean"),
+        test_mse_std=("test_mse", "std"),
+        n_below_baseline=("test_mse", lambda s: int((s < BASELINE_MSE).sum())),
+        W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
+        sparsity_mean=("sparsity", "mean"),
+    )
+    tidy = counts.join(stats).reset_index().sort_values("target", kind="stable")
+    tidy["n_below_baseline"] = tidy["n_below_baseline"].fillna(0).astype(int)
+    tidy["baseline_mse"] = BASELINE_MSE
+    tidy = tidy[["regularizer", "label", "target", "n_runs", "n_diverged", "test_mse_mean",
+                 "test_mse_std", "baseline_mse", "n_below_baseline", "W_hh_sparsity_mean",
+                 "sparsity_mean"]]
+    display = pd.DataFrame(
+        {
+            "Regularizer": tidy["label"],
+            "Target": tidy["target"].map(fmt_fraction),
+            "Test MSE": [fmt_mean_std(m, s, 3) for m, s in
+                         zip(tidy["test_mse_mean"], tidy["test_mse_std"], strict=True)],
+            "Baseline": [f"{b:.3f}" for b in tidy["baseline_mse"]],
+            "Below baseline": [f"{b}/{n}" for b, n in
+                               zip(tidy["n_below_baseline"], tidy["n_runs"], strict=True)],
+            "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
+            "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
+            "Diverged": [
+                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
+            ],
+        }
+    )
+    return tidy, display
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    tidy, display = build(pd.read_csv(smk.input.runs))
+    write_table(tidy, display, dict(smk.output), CAPTION)
