@@ -9,9 +9,12 @@ WIKITEXT2_DIR = next(
 rule wikitext2:
     """Fetch and verify WikiText-2 (`geosparse data wikitext2`; mirrors and checksum in
     config/data/wikitext2.yaml). Offline it fails, with the reason in its log; a copy
-    already in place (the three wiki.*.tokens files) is verified and kept."""
+    already in place (the three wiki.*.tokens files, e.g. from `geosparse data wikitext2
+    --source <local zip or folder> --dest <dir>`) is used as it is: the spec is
+    `ancient`, so only missing files start this job (Snakemake deletes a job's outputs
+    before it runs)."""
     input:
-        spec="config/data/wikitext2.yaml",
+        spec=ancient("config/data/wikitext2.yaml"),
     output:
         [f"{WIKITEXT2_DIR}/wiki.{split}.tokens" for split in WIKITEXT2_SPLITS],
     params:
