@@ -7,7 +7,7 @@
 # Usage: .ci/slurm_test.sh [WORKDIR]   (default: a new temporary directory)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="${1:-$(mktemp -d /tmp/geosparse-slurm.XXXXXX)}"
+WORK="${1:-$(mktemp -d /tmp/geosparse-slurm.XXXXXX)/repo}"
 INIT_SECONDS=5                     # plugin's first status check; MinJobAge must be >= 3x
 LIMIT_SECONDS="${SLURM_TEST_TIMEOUT:-1200}"
 PIDS=()          # daemons and the workflow, stopped by PID on exit
@@ -85,6 +85,7 @@ sinfo -h -o %T | grep -qE '^(idle|mixed)' || { log "FAIL: node not idle"; sinfo 
 # the smoke workflow in a copy of the repository, through the SLURM profile
 log "workflow copy: $WORK"
 mkdir -p "$WORK"
+ln -sfn "$(cd "$REPO/.." && pwd)/shared" "$(dirname "$WORK")/shared"   # ../shared beside the copy
 cp -r "$REPO/Snakefile" "$REPO/workflow" "$REPO/config" "$REPO/profiles" "$WORK/"
 cd "$WORK"
 START=$SECONDS

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, all_finite, comparable, read_metrics, run_cli_subprocess
+from conftest import (
+    REPO,
+    SHARED_WIKITEXT,
+    all_finite,
+    comparable,
+    needs_shared_wikitext,
+    read_metrics,
+    run_cli_subprocess,
+)
 from geosparse.cli import main
 from geosparse.config import load_schema, resolve
 from geosparse.tasks.language import (
@@ -23,14 +31,13 @@ from geosparse.tasks.language_training import language_penalty, layer_regularize
 from geosparse.training import Trainer
 
 SMOKE = REPO / "config" / "language" / "smoke.yaml"
-SHARED = Path("/work/shared/data/wikitext-2")
-needs_fixture = pytest.mark.skipif(not (SHARED / "valid.txt").is_file(),
-                                   reason="needs the shared WikiText-2 valid/test files")
+needs_fixture = needs_shared_wikitext
 
 
 def _train(out: Path, *overrides: str, seed: int = 0) -> int:
     args = ["train", "language", "--config", str(SMOKE), "--seed", str(seed), "--out", str(out),
-            "--device", "cpu", "--set", f"data.cache_dir={out.parent / 'cache'}"]
+            "--device", "cpu", "--set", f"data.cache_dir={out.parent / 'cache'}",
+            "--set", f"data.dir={SHARED_WIKITEXT}"]
     for assignment in overrides:
         args += ["--set", assignment]
     return main(args)

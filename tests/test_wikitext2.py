@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli_subprocess
+from conftest import SHARED_WIKITEXT, needs_shared_wikitext, run_cli_subprocess
 from geosparse.data.corpus import EOS, UNK, build_vocab, load_corpus, tokenize
 from geosparse.data.wikitext2 import (
     DataError,
@@ -26,9 +26,8 @@ from geosparse.data.wikitext2 import (
     fetch,
 )
 
-SHARED = Path("/work/shared/data/wikitext-2")
-pytestmark = pytest.mark.skipif(not (SHARED / "valid.txt").is_file(),
-                                reason="needs the shared WikiText-2 valid/test files")
+SHARED = SHARED_WIKITEXT
+pytestmark = needs_shared_wikitext
 
 
 @functools.cache

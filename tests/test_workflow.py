@@ -174,7 +174,9 @@ def test_shipped_configs_are_valid(config):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
     """The smoke workflow run end to end in a copy of the workflow, plus its report."""
-    work = tmp_path_factory.mktemp("workflow")
+    work = tmp_path_factory.mktemp("workflow") / "repo"
+    work.mkdir()
+    (work.parent / "shared").symlink_to(REPO.parent / "shared")  # ../shared beside the copy
     for name in ("Snakefile", "workflow", "config"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
