@@ -7,7 +7,7 @@ baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, fmt_mean_std, write_table
+from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, write_table
 
 BASELINE_MSE = 1.0 / 6.0
 """Always predicting 1 (the mean of the sum of two U(0, 1) values): variance 1/6."""
@@ -51,9 +51,7 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                zip(tidy["n_below_baseline"], tidy["n_runs"], strict=True)],
             "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
             "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": [
-                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
-            ],
+            "Diverged": fmt_diverged(tidy),
         }
     )
     return tidy, display

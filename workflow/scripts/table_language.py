@@ -10,7 +10,7 @@ FIXTURE in the data column and in the caption; they are not WikiText-2 results.
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, fmt_mean_std, write_table
+from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, write_table
 
 CAPTION = (
     "Language modelling ({data}): test loss (nats/token), perplexity and next-token "
@@ -71,9 +71,7 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "Accuracy": cells("test_accuracy", 3),
             "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
             "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": [
-                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
-            ],
+            "Diverged": fmt_diverged(tidy),
         }
     )
     return tidy, display

@@ -6,7 +6,7 @@ W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, fmt_mean_std, paper_values, write_table
+from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, paper_values, write_table
 
 CAPTION = (
     "Navigation decoding error (cm) after pruning, mean (std) over seeds, beside the "
@@ -67,9 +67,7 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
             ],
             "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
             "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": [
-                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
-            ],
+            "Diverged": fmt_diverged(tidy),
         }
     )
     return tidy, display

@@ -8,7 +8,7 @@ paper_lottery_error_cm. Without lottery runs in the grid the measured columns ar
 
 import pandas as pd
 from table_navigation_error import summarise
-from tables_io import fmt_fraction, fmt_mean_std, paper_values, write_table
+from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, paper_values, write_table
 
 CAPTION = (
     "Lottery-ticket control: navigation error (cm) of the pruned model and of its "
@@ -64,9 +64,7 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
             ],
             "Paper sparse (cm)": [fmt_mean_std(m, None) for m in tidy["paper_sparse_error_cm"]],
             "Paper lottery (cm)": [fmt_mean_std(m, None) for m in tidy["paper_lottery_error_cm"]],
-            "Diverged": [
-                f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)
-            ],
+            "Diverged": fmt_diverged(tidy),
         }
     )
     return tidy, display

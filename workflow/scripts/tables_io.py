@@ -32,6 +32,11 @@ def fmt_fraction(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
 
 
+def fmt_diverged(tidy: pd.DataFrame) -> list[str]:
+    """"diverged/runs" per row of a per-regularizer table (columns n_diverged, n_runs)."""
+    return [f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)]
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of string cells."""
     cells = table.astype(str)
