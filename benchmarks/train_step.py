@@ -1,19 +1,28 @@
-"""Navigation training throughput: steps/s for a config, dense and pruned.
+"""Navigation training throughput: steps/s for a config, dense and pruned, and where the
+time of one step goes.
 
-Times full training steps (trajectory batch, one forward pass, loss + moduli penalty,
-backward, AdamW step, mask application) after a warm-up. Pruned models use masked
-dense matrices, so their speed should match dense: sparsity saves nothing here.
+Times full training steps exactly as the Trainer runs them
+(``geosparse.training.optimization_step``: trajectory batch, one forward pass, loss +
+moduli penalty, backward, gradient clipping, AdamW step, mask application) after a
+warm-up. Pruned models use masked dense matrices, so their speed matches dense:
+sparsity saves nothing in training.
 
-    python benchmarks/train_step.py --config config/navigation/default.yaml
-    python benchmarks/train_step.py --config config/navigation/paper.yaml --steps 5
+    python benchmarks/train_step.py --config config/navigation/default.yaml --profile
+    python benchmarks/train_step.py --config config/navigation/paper.yaml --steps 3 --profile
     python benchmarks/train_step.py --config config/navigation/paper.yaml --device cuda --profile
 
-Prints one CSV row per (config, sparsity): steps/s and s per 1000 steps.
+Prints one CSV row per (config, sparsity): steps/s and ms per step (``--csv FILE``
+also writes them). ``--profile`` then runs ``--profile-steps`` steps under
+``torch.profiler`` and prints (1) the labelled phases of a step (``geosparse:*``
+record_function ranges; time per step and share of the profiled total) and (2) the
+operators with the most self time (CPU, or CUDA on a GPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +31,9 @@ import torch
 from geosparse.config import resolve
 from geosparse.runio import describe_device, select_device
 from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.training import optimization_step
+
+LABEL = "geosparse:"
 
 
 def _sync(device: torch.device) -> None:
@@ -29,26 +41,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(run: NavigationRun, steps: int, warmup: int) -> float:
-    """Seconds per training step, averaged over ``steps`` after ``warmup`` steps."""
-    optimizer = run.new_optimizer()
-    run.start_phase("sparse")
-
-    def step() -> None:
-        loss = run.train_step()["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        run.pruner.apply_()
-
-    for _ in range(warmup):
-        step()
-    _sync(run.device)
-    started = time.perf_counter()
+def run_steps(run: NavigationRun, optimizer: torch.optim.Optimizer, grad_clip: float | None, steps: int) -> None:
     for _ in range(steps):
-        step()
+        optimization_step(run, optimizer, grad_clip)
     _sync(run.device)
+
+
+def seconds_per_step(run: NavigationRun, grad_clip: float | None, steps: int, warmup: int) -> float:
+    """Wall seconds per training step, averaged over ``steps`` after ``warmup`` steps."""
+    optimizer = run.new_optimizer()
+    run_steps(run, optimizer, grad_clip, warmup)
+    started = time.perf_counter()
+    run_steps(run, optimizer, grad_clip, steps)
     return (time.perf_counter() - started) / steps
+
+
+def profile_table(run: NavigationRun, grad_clip: float | None, steps: int) -> str:
+    """Phases (``geosparse:*`` ranges) and top operators of ``steps`` profiled steps."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    on_gpu = run.device.type == "cuda"
+    if on_gpu:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    optimizer = run.new_optimizer()
+    run_steps(run, optimizer, grad_clip, 1)
+    with torch.profiler.profile(activities=activities) as prof:
+        run_steps(run, optimizer, grad_clip, steps)
+    events = prof.key_averages()
+    top = [e for e in events if e.key.startswith(LABEL) and "train_step" not in e.key] + \
+        [e for e in events if e.key == LABEL + "train_step (batch, forward, loss)"]
+    total_us = sum(e.cpu_time_total for e in top if "train_step" not in e.key)
+    lines = [f"phase (per step, {steps} profiled steps)          CPU ms    share"]
+    for e in sorted(top, key=lambda e: -e.cpu_time_total):
+        share = "" if "train_step" in e.key else f"{100 * e.cpu_time_total / total_us:7.1f} %"
+        lines.append(f"{e.key[len(LABEL):]:45s} {e.cpu_time_total / steps / 1e3:9.2f} {share}")
+    lines.append("")
+    sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
+    lines.append(events.table(sort_by=sort_by, row_limit=12))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -56,30 +85,45 @@ def main() -> None:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.0, 0.9])
-    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of 3 steps")
+    parser.add_argument("--profile", action="store_true", help="profile steps and print where the time goes")
+    parser.add_argument("--profile-steps", type=int, default=5)
+    parser.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = resolve(args.config, "navigation", args.overrides)
     device = select_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    print("config,device,n_hidden,n_place_cells,batch,seq,sparsity,steps_per_s,s_per_1000_steps")
+    grad_clip = config["training"]["grad_clip"]
+    traj = config["trajectory"]
+    rows = []
     for sparsity in args.sparsities:
         run = NavigationRun(config, seed=0, device=device)
+        run.start_phase("sparse")
         run.pruner.prune_to(sparsity)
-        seconds = time_steps(run, args.steps, args.warmup)
-        traj = config["trajectory"]
-        print(f"{args.config.name},{describe_device(device)},{config['model']['n_hidden']},"
-              f"{config['place_cells']['n']},{traj['batch_size']},{traj['sequence_length']},"
-              f"{sparsity},{1 / seconds:.2f},{1000 * seconds:.1f}")
+        seconds = seconds_per_step(run, grad_clip, args.steps, args.warmup)
+        rows.append({"config": args.config.name, "device": describe_device(device),
+                     "n_hidden": config["model"]["n_hidden"], "n_place_cells": config["place_cells"]["n"],
+                     "batch": traj["batch_size"], "seq": traj["sequence_length"], "sparsity": sparsity,
+                     "steps_per_s": round(1 / seconds, 3), "ms_per_step": round(1000 * seconds, 2)})
+        if len(rows) == 1:
+            print(",".join(rows[0]))
+        print(",".join(str(v) for v in rows[-1].values()), flush=True)
         if args.profile:
-            with torch.profiler.profile() as prof:
-                time_steps(run, 3, 0)
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            print(profile_table(run, grad_clip, args.profile_steps), flush=True)
+    if args.csv:
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {args.csv}", file=sys.stderr)
 
 
 if __name__ == "__main__":

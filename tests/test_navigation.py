@@ -50,6 +50,20 @@ def test_place_cell_codes_are_distributions(dog):
     assert (code.argmax(-1) == nearest).float().mean() > 0.95
 
 
+@pytest.mark.parametrize("dog", [True, False])
+def test_place_cell_code_is_the_softmax_of_squared_distances(dog):
+    """The code equals the textbook formula on (..., Np, 2) differences, bit for bit."""
+    cells = _cells(64, dog=dog)
+    pos = (torch.rand(7, 9, 2, generator=torch.Generator().manual_seed(4)) - 0.5) * 2.2
+    d2 = ((pos[..., None, :] - cells.centres) ** 2).sum(-1)
+    expected = torch.softmax(-d2 / (2 * cells.sigma**2), dim=-1)
+    if dog:
+        expected = expected - torch.softmax(-d2 / (2 * cells.surround_scale * cells.sigma**2), dim=-1)
+        expected = expected - expected.amin(dim=-1, keepdim=True)
+        expected = expected / expected.sum(dim=-1, keepdim=True)
+    assert torch.equal(cells.activation(pos), expected)
+
+
 def test_place_cell_centres_are_seeded_and_inside_the_box():
     a, b, c = _cells(200, seed=0), _cells(200, seed=0), _cells(200, seed=1)
     assert torch.equal(a.centres, b.centres) and not torch.equal(a.centres, c.centres)

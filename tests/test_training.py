@@ -27,7 +27,8 @@ from geosparse.cli import main
 from geosparse.config import resolve
 from geosparse.pruning import MagnitudePruner, scheduled_fraction
 from geosparse.runio import load_checkpoint
-from geosparse.training import Trainer
+from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.training import Trainer, optimization_step
 
 # With 16 place cells of width 0.12 m in a 2.2 m box, the DoG code is almost flat
 # (entropy 2.62 nats vs ln 16 = 2.77), so the task loss can hardly move. A width of
@@ -45,6 +46,25 @@ def train(out: Path, *overrides: str, seed: int = 0) -> dict:
 def smoke(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("smoke") / "run"
     return out, train(out)
+
+
+# ------------------------------------------------------------------------ one step
+def test_optimization_step_updates_keeps_masks_and_labels_its_phases():
+    """The step the Trainer runs (and benchmarks/train_step.py times and profiles)."""
+    run = NavigationRun(resolve(SMOKE, "navigation", []), seed=0, device=torch.device("cpu"))
+    run.start_phase("sparse")
+    run.pruner.prune_to(0.5)
+    optimizer = run.new_optimizer()
+    before = run.model.rnn.weight_hh_l0.detach().clone()
+    with torch.profiler.profile() as prof:
+        stats = optimization_step(run, optimizer, grad_clip=1.0)
+    after = run.model.rnn.weight_hh_l0.detach()
+    assert math.isfinite(float(stats["task_loss"]))
+    assert not torch.equal(before, after)
+    assert torch.equal(after == 0, before == 0)  # pruned stay pruned, kept weights stay non-zero
+    labels = {event.key for event in prof.key_averages() if event.key.startswith("geosparse:")}
+    assert {"geosparse:backward", "geosparse:masks", "geosparse:forward (RNN, read-out)",
+            "geosparse:batch (trajectories, place codes)"} <= labels
 
 
 # ------------------------------------------------------------------------ learning

@@ -6,6 +6,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import from_config as regularizer_from_config
@@ -70,11 +71,14 @@ class NavigationRun:
         return torch.optim.AdamW(self.trainable, lr=training["lr"], weight_decay=training["weight_decay"])
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        batch = self.stream.next_batch()
-        logits = self.model(batch.velocity, batch.init_code)
-        task_loss = cross_entropy(logits, batch.target_code)
-        penalty = self.regularizer.reg(self.model.rnn.weight_hh_l0)
-        with torch.no_grad():
+        with record_function("geosparse:batch (trajectories, place codes)"):
+            batch = self.stream.next_batch()
+        with record_function("geosparse:forward (RNN, read-out)"):
+            logits = self.model(batch.velocity, batch.init_code)
+        with record_function("geosparse:loss (cross-entropy, moduli penalty)"):
+            task_loss = cross_entropy(logits, batch.target_code)
+            penalty = self.regularizer.reg(self.model.rnn.weight_hh_l0)
+        with torch.no_grad(), record_function("geosparse:training error (decoding)"):
             error = decoding_error_cm(logits, batch.position, self.place_cells)
         return {"loss": task_loss + penalty, "task_loss": task_loss.detach(),
                 "penalty": penalty.detach(), "error_cm": error}
