@@ -15,6 +15,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import aggregate_history
+import aggregate_inference
 import aggregate_runs
 import aggregate_sweeps
 import fig_language_val_loss
@@ -22,6 +23,7 @@ import summary
 import table_adding
 import table_language
 import table_navigation_error
+import table_navigation_inference
 import table_navigation_lottery
 import tables_io
 
@@ -311,3 +313,61 @@ def test_summary_language_section_says_fixture(language_runs):
     text = "\n".join(summary.task_sections(tidy, None))
     assert "## Language modelling (FIXTURE)" in text and "not WikiText-2 results" in text
     assert "REPLICATED" not in text and "verdict" in text   # measured numbers, no verdict
+
+
+# ------------------------------------------------------------------------ sparse inference
+def _inference(seed_factor: float, geometric: bool = True) -> dict:
+    """An inference.json as `geosparse benchmark-inference` writes it (2 batches)."""
+    formats = ["dense", "nn.RNN", "csr"] + (["csr-geo", "bsr-geo"] if geometric else [])
+    rows = []
+    for batch in (1, 200):
+        for fmt in formats:
+            for kind in ("step", "sequence"):
+                if fmt == "nn.RNN" and kind == "step":
+                    continue
+                speedup = {"dense": 1.0, "nn.RNN": 1.2, "csr": 2.0, "csr-geo": 2.5, "bsr-geo": 0.5}[fmt]
+                rows.append({"format": fmt, "kind": kind, "batch": batch, "steps": 50 if kind == "sequence" else 1,
+                             "time_ms": 10.0 / (speedup * seed_factor), "calls": 10,
+                             "speedup_vs_dense": speedup * seed_factor, "max_rel_error": 1e-7 * seed_factor,
+                             "W_hh_bytes_memory": 100, "W_hh_bytes_stored": 80,
+                             "model_bytes_memory": 400 if fmt != "dense" else 1000,
+                             "model_bytes_stored": 300 if fmt not in ("dense", "nn.RNN") else 1000})
+    blocks = {b: {"none": 1.0, **({"geometry": 0.25} if geometric else {})} for b in ("16", "32", "64")}
+    return {"run": "x", "status": "completed", "threads": 1, "load_average_1min": {"before": 0.5, "after": 0.6},
+            "info": {"n_hidden": 512, "W_hh_sparsity": 0.9, "block_density": blocks}, "rows": rows}
+
+
+def test_inference_aggregate_and_table(tmp_path):
+    results = [(_inference(1.0), _record("torus_dog", 0.9, 0)), (_inference(1.5), _record("torus_dog", 0.9, 1)),
+               (_inference(1.0, geometric=False), _record("none", 0.9, 0)),
+               ({"run": "y", "status": "diverged", "info": None, "rows": []}, _record("none", 0.9, 1))]
+    paths = []
+    for i, (result, _) in enumerate(results):
+        path = tmp_path / f"inference{i}.json"
+        path.write_text(json.dumps(result))
+        paths.append(str(path))
+    tidy = aggregate_inference.aggregate(paths, [r for _, r in results], "navigation")
+    assert len(tidy) == 18 + 18 + 10 + 1
+    assert tidy[tidy["status"] == "diverged"]["format"].isna().all()
+    assert (tidy[tidy["regularizer"] == "none"]["block_density_32_geometry"].isna()).all()
+    with pytest.raises(ValueError, match="inference files"):
+        aggregate_inference.aggregate(paths[:1], [r for _, r in results], "navigation")
+
+    table, display = table_navigation_inference.build(tidy)
+    torus = table[(table["regularizer"] == "torus_dog") & (table["format"] == "csr")
+                  & (table["kind"] == "step") & (table["batch"] == 1)].iloc[0]
+    assert torus["speedup_mean"] == pytest.approx(2.5) and torus["n_runs"] == 2 and torus["n_diverged"] == 0
+    assert torus["speedup_std"] == pytest.approx(math.sqrt(0.5))
+    assert torus["max_rel_error"] == pytest.approx(1.5e-7)
+    assert torus["block_density_32_geometry_mean"] == 0.25
+    assert list(display["Regularizer"]) == ["TORUS_DOG", "NONE"]
+    row = display.iloc[0]
+    assert row["32x32 blocks (none -> geometry)"] == "1.000 -> 0.250"
+    assert row["step B=1: csr / csr-geo / bsr-geo"] == "2.50x / 3.12x / 0.62x"
+    assert row["CSR size / dense"] == "0.300"
+    assert display.iloc[1]["sequence B=200: csr / csr-geo / bsr-geo"] == "2.00x / - / -"
+    assert list(display["Diverged"]) == ["0/2", "1/2"]
+    lines = summary.inference_section(table)
+    assert any("torus_dog at 90 %" in line and "CSR 2.50x per step" in line and "1.000 -> 0.250" in line
+               for line in lines), lines
+    assert any("none at 90 %" in line and "1.000 -> -" in line for line in lines), lines

@@ -3,6 +3,8 @@ density, export round trip and CLI errors (all CPU, tiny sizes)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -250,3 +252,54 @@ def test_export_uses_learned_positions(tmp_path):
     velocity, code = _inputs(2)
     with torch.no_grad():
         _close(load_sparse(out).sequence(velocity, code), loaded.model(velocity, code))
+
+
+# --------------------------------------------------------------------------- benchmark-inference
+def test_benchmark_inference_times_every_format_of_a_run(trained_run, tmp_path, capsys):
+    out = tmp_path / "inference.json"
+    args = ["benchmark-inference", "--run", str(trained_run), "--out", str(out), "--batch", "1", "3",
+            "--steps", "7", "--blocksize", "16", "--min-run-time", "0.001"]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["status"] == "completed" and result["threads"] == 1
+    info = result["info"]
+    assert info["n_hidden"] == 64 and info["space"] == "torus"
+    assert info["W_hh_sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert set(info["block_density"]) == {"16", "32", "64"}
+    assert set(info["block_density"]["16"]) == {"none", "geometry"}
+    cases = {(r["format"], r["kind"], r["batch"]) for r in result["rows"]}
+    expected = {(f, k, b) for f in ("dense", "csr", "csr-geo", "bsr-geo") for k in ("step", "sequence")
+                for b in (1, 3)} | {("nn.RNN", "sequence", b) for b in (1, 3)}
+    assert cases == expected
+    for row in result["rows"]:
+        assert row["time_ms"] > 0 and row["calls"] >= 1
+        assert row["max_rel_error"] <= 1e-5, row  # every format computes the trained model's logits
+        assert row["steps"] == (7 if row["kind"] == "sequence" else 1)
+        if row["format"] == "dense":
+            assert row["speedup_vs_dense"] == 1.0 and row["W_hh_bytes_memory"] == 64 * 64 * 4
+        if row["format"] == "csr":  # 410 kept weights: 4 B value + 4 B column index + row pointers
+            assert row["W_hh_bytes_memory"] == 410 * 8 + 65 * 4
+            assert row["model_bytes_stored"] < row["model_bytes_memory"]
+
+
+def test_benchmark_inference_of_runs_without_model_or_positions(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(cli_args(run, "regularizer.space=none")) == 0
+    out = tmp_path / "inference.json"
+    assert main(["benchmark-inference", "--run", str(run), "--out", str(out), "--batch", "2",
+                 "--steps", "3", "--min-run-time", "0.001"]) == 0
+    result = json.loads(out.read_text())
+    assert {r["format"] for r in result["rows"]} == {"dense", "nn.RNN", "csr"}
+    assert "no positions" in result["info"]["skipped"]["bsr-geo"]
+    assert result["info"]["block_density"]["32"] == {"none": 1.0}
+    # a diverged run has no model: its status and no rows, exit 0 (the grid goes on)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "status": "diverged"}))
+    assert main(["benchmark-inference", "--run", str(run), "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"run": str(run), "status": "diverged", "info": None, "rows": []}
+    capsys.readouterr()
+    assert main(["benchmark-inference", "--run", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "metrics.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark-inference", "--run", str(run), "--out", str(out), "--batch", "0"])
+    assert exc.value.code == 2

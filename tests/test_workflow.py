@@ -40,7 +40,8 @@ def test_dry_run_lists_the_grid(config):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train_navigation"] == counts["sweep_navigation"] == grid_size(config)
-    assert counts["table_navigation_error"] == counts["summary"] == 1
+    assert counts["sparse_inference_navigation"] == grid_size(config)
+    assert counts["table_navigation_error"] == counts["table_navigation_inference"] == counts["summary"] == 1
     for task, table in (("language", "table_language"), ("adding", "table_adding")):
         assert counts.get(f"train_{task}", 0) == grid_size(config, task)
         assert counts.get(table, 0) == (1 if grid_size(config, task) else 0)
@@ -89,7 +90,7 @@ def test_default_and_paper_grids():
 
 
 def test_paper_grid_dry_run_is_fast():
-    """Listing the paper grid (270 jobs) takes < 5 s of CPU time (wall time on an idle
+    """Listing the paper grid (479 jobs) takes < 5 s of CPU time (wall time on an idle
     machine is about the same; CPU time does not depend on other load)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = snakemake("-n", "--forceall", "--quiet", "--configfile", "config/paper.yaml")
@@ -152,6 +153,10 @@ SCHEMA_ERRORS = [  # the schema alone (fast): key path and validator of each err
       (["tasks", "navigation", "lottery_ticket"], "type"),
       (["tasks", "navigation", "threads"], "type")]),
     ({"regularizers": {"Bad-Name": {"label": "x", "set": {}}}}, [(["regularizers"], "pattern")]),
+    ({"tasks": {"navigation": {"sparse_inference": {"batches": [0], "min_run_time": 0, "speed": 1}}}},
+     [(["tasks", "navigation", "sparse_inference"], "additionalProperties"),
+      (["tasks", "navigation", "sparse_inference", "batches", 0], "minimum"),
+      (["tasks", "navigation", "sparse_inference", "min_run_time"], "exclusiveMinimum")]),
 ]
 
 
@@ -227,6 +232,22 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
     assert set(conn["regularizer"]) == {"torus_dog", "permuted_dog"}
     report = (smoke / "results/report.html").read_text()
     assert "navigation_error.csv" in report and "navigation_connectivity.png" in report
+    assert "navigation_inference.csv" in report and "Sparse inference (CPU, trained models)" in text
+
+
+@pytest.mark.slow
+def test_smoke_sparse_inference_of_every_run(smoke):
+    grid = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]["navigation"]
+    tidy = pd.read_csv(smoke / "results/tidy/navigation_inference.csv")
+    assert len(set(tidy["run_id"])) == len(grid["regularizers"]) * len(grid["targets"]) * len(grid["seeds"])
+    assert set(tidy["batch"]) == set(grid["sparse_inference"]["batches"])
+    assert (tidy["max_rel_error"] <= 1e-5).all() and (tidy["time_ms"] > 0).all()
+    geometric = tidy[tidy["regularizer"] != "none"]
+    assert set(geometric["format"]) == {"dense", "nn.RNN", "csr", "csr-geo", "bsr-geo"}
+    assert set(tidy[tidy["regularizer"] == "none"]["format"]) == {"dense", "nn.RNN", "csr"}
+    table = pd.read_csv(smoke / "results/tables/navigation_inference.csv")
+    assert set(zip(table["regularizer"], table["target"], strict=True)) == {
+        (r, t) for r in grid["regularizers"] for t in grid["targets"]}
 
 
 @pytest.mark.slow

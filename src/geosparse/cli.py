@@ -1,6 +1,9 @@
 """Command line: ``geosparse train <task> --config FILE [--set k=v ...] --seed S --out DIR``.
 
-Also ``geosparse data wikitext2 --dest DIR [--source URL_OR_PATH ...]`` (fetch + verify).
+Also ``geosparse data wikitext2 --dest DIR [--source URL_OR_PATH ...]`` (fetch + verify),
+``geosparse sweep navigation --run DIR ...`` (post-hoc pruning levels), ``geosparse export
+--run DIR --out FILE`` (sparse inference model) and ``geosparse benchmark-inference --run
+DIR --out FILE.json`` (CPU latency / memory of the exported formats).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ def _nonnegative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -58,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--order", choices=["none", "geometry"], default="none",
                         help="renumber hidden units by moduli position (geometry) or keep them (none)")
     export.add_argument("--blocksize", type=int, default=32, help="BSR block size (default 32)")
+    bench = commands.add_parser("benchmark-inference",
+                                help="time a finished navigation run's sparse inference formats (CPU)")
+    bench.add_argument("--run", required=True, type=Path, help="finished run directory")
+    bench.add_argument("--out", required=True, type=Path, help="output JSON file")
+    bench.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 200], help="batch sizes")
+    bench.add_argument("--steps", type=_positive_int, default=50, help="sequence length")
+    bench.add_argument("--blocksize", type=_positive_int, default=32, help="BSR block size")
+    bench.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
+    bench.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
     return parser
 
 
@@ -101,6 +120,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark_inference(args: argparse.Namespace) -> int:
+    import torch
+
+    from geosparse.inference_benchmark import benchmark_run
+    from geosparse.runio import write_json
+
+    torch.set_num_threads(args.threads)
+    result = benchmark_run(args.run, args.batch, args.steps, args.blocksize, args.min_run_time,
+                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    write_json(args.out, result)
+    print(f"timed {len(result['rows'])} cases of {args.run} -> {args.out}")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from geosparse.data.wikitext2 import DataError, Wikitext2Spec, fetch
 
@@ -117,7 +150,8 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sweep": _sweep, "data": _data, "export": _export}[args.command](args)
+        return {"train": _train, "sweep": _sweep, "data": _data, "export": _export,
+                "benchmark-inference": _benchmark_inference}[args.command](args)
     except (ConfigError, ValueError) as error:
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2

@@ -188,7 +188,7 @@ def figure(name, caption):
 
 TASK_OUTPUTS = {
     "navigation": [
-        *expand("results/tables/navigation_{table}.{ext}", table=["error", "lottery"],
+        *expand("results/tables/navigation_{table}.{ext}", table=["error", "lottery", "inference"],
                 ext=["csv", "md", "tex"]),
         *expand("results/figures/navigation_{fig}.png",
                 fig=["error_vs_sparsity", "comparison", "connectivity"]),

@@ -67,3 +67,30 @@ rule connectivity_navigation:
         "../envs/geosparse.yaml"
     script:
         "../scripts/extract_connectivity.py"
+
+
+rule sparse_inference_navigation:
+    """CPU latency, weight memory and accuracy of one finished run's sparse inference
+    formats (`geosparse benchmark-inference`: dense, nn.RNN, CSR, CSR and BSR in
+    geometry order). Timings are taken on whatever else the machine runs at the time:
+    the JSON records the load average before and after."""
+    input:
+        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+    output:
+        f"results/navigation/{RUN_ID}/inference.json",
+    params:
+        rundir=lambda wc, input: Path(input.metrics).parent,
+        batches=" ".join(str(b) for b in grid("navigation")["sparse_inference"]["batches"]),
+        steps=grid("navigation")["sparse_inference"]["steps"],
+        blocksize=grid("navigation")["sparse_inference"]["blocksize"],
+        min_run_time=grid("navigation")["sparse_inference"]["min_run_time"],
+    threads: grid("navigation")["sparse_inference"]["threads"]
+    log:
+        f"results/logs/navigation/inference/{RUN_ID}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    shell:
+        "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
+        "geosparse benchmark-inference --run {params.rundir} --out {output} "
+        "--batch {params.batches} --steps {params.steps} --blocksize {params.blocksize} "
+        "--min-run-time {params.min_run_time} --threads {threads} > {log} 2>&1"

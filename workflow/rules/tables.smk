@@ -49,6 +49,36 @@ rule aggregate_history:
         "../scripts/aggregate_history.py"
 
 
+rule aggregate_inference:
+    """All inference.json files of the navigation grid -> results/tidy/navigation_inference.csv."""
+    input:
+        run_files("navigation", "inference.json"),
+    output:
+        "results/tidy/navigation_inference.csv",
+    params:
+        runs=run_records("navigation"),
+    log:
+        "results/logs/navigation/aggregate_inference.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/aggregate_inference.py"
+
+
+rule table_navigation_inference:
+    """Sparse inference: speed-up, memory and block density per regularizer and format."""
+    input:
+        inference="results/tidy/navigation_inference.csv",
+    output:
+        **table_outputs("navigation_inference", "../report/table_navigation_inference.rst"),
+    log:
+        "results/logs/navigation/table_inference.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_navigation_inference.py"
+
+
 rule table_navigation_error:
     """Error mean (std) per regularizer and target, paper values beside them."""
     input:
@@ -81,11 +111,13 @@ rule table_navigation_lottery:
 
 rule summary:
     """The paper's claims in words with numbers, and results/metrics.json for DVC; the
-    language and adding tables (when their grids are enabled) as measured numbers."""
+    language and adding tables (when their grids are enabled) and the sparse-inference
+    table as measured numbers."""
     input:
         error="results/tables/navigation_error.csv",
         lottery="results/tables/navigation_lottery.csv",
         runs="results/tidy/navigation_runs.csv",
+        inference="results/tables/navigation_inference.csv",
         language=["results/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
         adding=["results/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
     output:

@@ -1,5 +1,6 @@
 """results/summary.md (the paper's navigation claims, in words with numbers) and
-results/metrics.json (a small aggregate for ``dvc metrics show``), from the two tables.
+results/metrics.json (a small aggregate for ``dvc metrics show``), from the two tables;
+the language, adding and sparse-inference tables add measured numbers (no verdict).
 
 Verdict rules (stated in the summary itself):
   (1) at 90 %: every geometric regularizer (torus_dog, klein_dog) has a mean error at
@@ -193,6 +194,32 @@ def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) ->
     return lines
 
 
+def inference_section(inference: pd.DataFrame) -> list[str]:
+    """Summary lines of the sparse-inference table (measured CPU timings; no verdict, and
+    kept out of results/metrics.json, which stays deterministic)."""
+    done = inference.dropna(subset=["speedup_mean"])
+    if done.empty:
+        return []
+    small, large = int(done["batch"].min()), int(done["batch"].max())
+    lines = ["", "## Sparse inference (CPU, trained models)", "",
+             f"Speed-up of the exported CSR model over the dense one (one step at batch {small}; "
+             f"a whole sequence at batch {large}), the 32 x 32 block density of W_hh in training -> "
+             "geometry order, and the largest relative logit deviation; "
+             "results/tables/navigation_inference.md.", ""]
+    for (regularizer, target), rows in done.groupby(["regularizer", "target"], sort=False):
+        csr = rows[rows["format"] == "csr"].set_index(["kind", "batch"])["speedup_mean"]
+        first = rows.iloc[0]
+        geometry = first["block_density_32_geometry_mean"]
+        lines.append(
+            f"- {regularizer} at {100 * target:g} % (W_hh {100 * first['W_hh_sparsity_mean']:.1f} % sparse): "
+            f"CSR {csr.get(('step', small), float('nan')):.2f}x per step, "
+            f"{csr.get(('sequence', large), float('nan')):.2f}x per sequence; blocks "
+            f"{first['block_density_32_none_mean']:.3f} -> "
+            f"{'-' if math.isnan(geometry) else f'{geometry:.3f}'}; "
+            f"max rel. error {rows['max_rel_error'].max():.1e}")
+    return lines
+
+
 def _fmt_num(value: float, digits: int) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -213,6 +240,7 @@ if "snakemake" in globals():
         pd.read_csv(smk.input.language[0]) if smk.input.language else None,
         pd.read_csv(smk.input.adding[0]) if smk.input.adding else None,
     )
+    extra += inference_section(pd.read_csv(smk.input.inference))
     if extra:
         text += "\n".join(extra) + "\n"
     Path(smk.output.summary).write_text(text)

@@ -1,0 +1,55 @@
+"""Aggregate the runs' inference.json files into one tidy CSV (one row per run, format,
+case and batch size).
+
+Columns: task, run_id, regularizer, label, target, seed, status, n_hidden, W_hh_sparsity,
+block_density_<b>_none / _geometry (b = 16, 32, 64; fraction of non-empty b x b blocks of
+W_hh before / after geometry ordering, empty without positions), threads,
+load_average_before / _after, then per row: format, kind (step / sequence), batch, steps,
+time_ms, calls, speedup_vs_dense, max_rel_error, W_hh_bytes_memory / _stored,
+model_bytes_memory / _stored. A run that did not complete has one row with its status
+and empty values.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ROW_KEYS = ("format", "kind", "batch", "steps", "time_ms", "calls", "speedup_vs_dense", "max_rel_error",
+            "W_hh_bytes_memory", "W_hh_bytes_stored", "model_bytes_memory", "model_bytes_stored")
+BLOCKSIZES = ("16", "32", "64")
+
+
+def run_base(result: dict, record: dict, task: str) -> dict:
+    """The per-run columns of one inference.json."""
+    info = result.get("info") or {}
+    blocks = info.get("block_density", {})
+    base = {"task": task, **record, "status": result["status"], "n_hidden": info.get("n_hidden"),
+            "W_hh_sparsity": info.get("W_hh_sparsity"), "threads": result.get("threads")}
+    for b in BLOCKSIZES:
+        for order in ("none", "geometry"):
+            base[f"block_density_{b}_{order}"] = blocks.get(b, {}).get(order)
+    load = result.get("load_average_1min", {})
+    base["load_average_before"], base["load_average_after"] = load.get("before"), load.get("after")
+    return base
+
+
+def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
+    """The tidy inference table of ``paths`` (inference.json files, aligned with ``records``)."""
+    if len(paths) != len(records):
+        raise ValueError(f"{len(paths)} inference files for {len(records)} runs")
+    rows = []
+    for path, record in zip(paths, records, strict=True):
+        result = json.loads(Path(path).read_text())
+        base = run_base(result, record, task)
+        timed = result["rows"] or [dict.fromkeys(ROW_KEYS)]
+        rows += [{**base, **{key: row[key] for key in ROW_KEYS}} for row in timed]
+    return pd.DataFrame(rows)
+
+
+if "snakemake" in globals():
+    from tables_io import log_to
+
+    smk = globals()["snakemake"]
+    log_to(smk.log[0])
+    aggregate(list(smk.input), smk.params.runs, "navigation").to_csv(smk.output[0], index=False)
