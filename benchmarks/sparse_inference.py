@@ -39,12 +39,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import time
 from pathlib import Path
 
 import torch
-from torch.utils import benchmark as tb
 
+from geosparse.inference_benchmark import measure
 from geosparse.sparse import (
     SparseNavigationRNN,
     block_density,
@@ -59,19 +58,6 @@ from geosparse.tasks.navigation import NavigationRNN
 
 FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
 BLOCKS = (16, 32, 64)
-
-
-def measure(fn, min_run_time: float) -> tuple[float, int]:
-    """Median seconds per call and the number of timed calls (one warm-up call first)."""
-    started = time.perf_counter()
-    fn()
-    warm = time.perf_counter() - started
-    if warm > 1.0:  # very slow call: the warm-up call is the (single) measurement
-        return warm, 1
-    if warm > min_run_time:  # slow call: one timed run is all we can afford
-        return tb.Timer(stmt="fn()", globals={"fn": fn}).timeit(1).median, 1
-    m = tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
-    return m.median, len(m.times) * m.number_per_run
 
 
 def build(n: int, sparsity: float, np_: int, control: bool, seed: int = 0):
