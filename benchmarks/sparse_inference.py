@@ -29,7 +29,8 @@ synthetic torus and permuted masks before and after ordering, and of trained run
     python benchmarks/sparse_inference.py --out results/sparse             # full grid
     python benchmarks/sparse_inference.py --plot-only --out results/sparse
 
-Needs the ``pipeline`` extra (pandas, seaborn); scipy only for ``scipy-bsr-geo`` (skipped
+Needs the ``pipeline`` extra (pandas, seaborn); scipy (the ``bench`` extra: ``pip install -e
+".[pipeline,bench]"``) only for ``scipy-bsr-geo`` (skipped
 without it). Outputs (in --out): ``sparse_inference.csv`` (appended to with --append),
 ``sparse_blocks.csv``, ``sparse_inference.png``, ``sparse_tables.md`` (markdown tables).
 """
