@@ -7,29 +7,22 @@ the task's validation scores: val_loss, val_ppl, val_accuracy for language; val_
 adding; ...). A diverged run keeps the epochs it finished.
 """
 
-import json
-from pathlib import Path
 
 import pandas as pd
+from tables_io import read_run_files, snakemake_job
 
 
 def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
     """The tidy history of runs ``paths`` (metrics.json files, aligned with ``records``)."""
-    if len(paths) != len(records):
-        raise ValueError(f"{len(paths)} metrics files for {len(records)} runs")
     rows = []
-    for path, record in zip(paths, records, strict=True):
-        metrics = json.loads(Path(path).read_text())
+    for metrics, record in read_run_files(paths, records, "metrics"):
         for entry in metrics["history"]:
             rows.append({"task": task, **record, "status": metrics["status"], **entry})
     return pd.DataFrame(rows)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
         smk.output[0], index=False
     )

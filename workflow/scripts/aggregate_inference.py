@@ -10,10 +10,9 @@ model_bytes_memory / _stored. A run that did not complete has one row with its s
 and empty values.
 """
 
-import json
-from pathlib import Path
 
 import pandas as pd
+from tables_io import read_run_files, snakemake_job
 
 ROW_KEYS = ("format", "kind", "batch", "steps", "time_ms", "calls", "speedup_vs_dense", "max_rel_error",
             "W_hh_bytes_memory", "W_hh_bytes_stored", "model_bytes_memory", "model_bytes_stored")
@@ -36,20 +35,14 @@ def run_base(result: dict, record: dict, task: str) -> dict:
 
 def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
     """The tidy inference table of ``paths`` (inference.json files, aligned with ``records``)."""
-    if len(paths) != len(records):
-        raise ValueError(f"{len(paths)} inference files for {len(records)} runs")
     rows = []
-    for path, record in zip(paths, records, strict=True):
-        result = json.loads(Path(path).read_text())
+    for result, record in read_run_files(paths, records, "inference"):
         base = run_base(result, record, task)
         timed = result["rows"] or [dict.fromkeys(ROW_KEYS)]
         rows += [{**base, **{key: row[key] for key in ROW_KEYS}} for row in timed]
     return pd.DataFrame(rows)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     aggregate(list(smk.input), smk.params.runs, "navigation").to_csv(smk.output[0], index=False)

@@ -9,10 +9,9 @@ corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (nav
 only), wall_time_s, device.
 """
 
-import json
-from pathlib import Path
 
 import pandas as pd
+from tables_io import read_run_files, snakemake_job
 
 RESULT_KEYS = {
     "navigation": ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3"),
@@ -63,19 +62,14 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
 
 def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
     """The tidy table of runs ``paths`` (metrics.json files, aligned with ``records``)."""
-    if len(paths) != len(records):
-        raise ValueError(f"{len(paths)} metrics files for {len(records)} runs")
     rows = []
-    for path, record in zip(paths, records, strict=True):
-        rows += run_rows(json.loads(Path(path).read_text()), record, task)
+    for metrics, record in read_run_files(paths, records, "metrics"):
+        rows += run_rows(metrics, record, task)
     return pd.DataFrame(rows)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
         smk.output[0], index=False
     )

@@ -5,21 +5,17 @@ evaluated_as_is, error_cm, loss, sparsity, W_hh_sparsity. A run that did not com
 has one row with its status and empty values.
 """
 
-import json
-from pathlib import Path
 
 import pandas as pd
+from tables_io import read_run_files, snakemake_job
 
 LEVEL_KEYS = ("level", "evaluated_as_is", "error_cm", "loss", "sparsity", "W_hh_sparsity")
 
 
 def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
     """The tidy sweep table of ``paths`` (sweep.json files, aligned with ``records``)."""
-    if len(paths) != len(records):
-        raise ValueError(f"{len(paths)} sweep files for {len(records)} runs")
     rows = []
-    for path, record in zip(paths, records, strict=True):
-        sweep = json.loads(Path(path).read_text())
+    for sweep, record in read_run_files(paths, records, "sweep"):
         base = {
             "task": task,
             **record,
@@ -31,11 +27,8 @@ def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
         smk.output[0], index=False
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tables_io import snakemake_job
 
 from geosparse.runio import load_checkpoint
 from geosparse.tasks.navigation_training import NavigationRun
@@ -79,10 +80,7 @@ def extract(paths: list[str], records: list[dict]) -> pd.DataFrame:
     return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     torch.set_num_threads(smk.threads)
     extract(list(smk.input), smk.params.runs).to_csv(smk.output[0], index=False)

@@ -5,6 +5,7 @@ main comparison)."""
 import pandas as pd
 import seaborn as sns
 from plotting import empty, save
+from tables_io import snakemake_job
 
 
 def plot(runs: pd.DataFrame, error: pd.DataFrame, path: str) -> None:
@@ -41,9 +42,6 @@ def plot(runs: pd.DataFrame, error: pd.DataFrame, path: str) -> None:
     save(grid.figure, path)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     plot(pd.read_csv(smk.input.runs), pd.read_csv(smk.input.error), smk.output[0])

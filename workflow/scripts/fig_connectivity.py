@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from plotting import empty, save
+from tables_io import snakemake_job
 
 PANELS = (
     ("fraction_kept", "fraction of W_hh kept"),
@@ -30,9 +31,6 @@ def plot(conn: pd.DataFrame, path: str) -> None:
     save(fig, path)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     plot(pd.read_csv(smk.input[0]), smk.output[0])

@@ -4,10 +4,10 @@ diverging validation loss under pruning). Sparse phase only; the title names the
 (FIXTURE when the runs used the fixture corpus, not WikiText-2)."""
 
 import pandas as pd
-import seaborn as sns
 from matplotlib.ticker import MaxNLocator
-from plotting import empty, save
+from plotting import empty, save, target_panels
 from table_language import corpus_label
+from tables_io import snakemake_job
 
 
 def title(runs: pd.DataFrame) -> str:
@@ -25,32 +25,14 @@ def plot(history: pd.DataFrame, runs: pd.DataFrame, path: str) -> None:
         return
     data["epoch"] = data["epoch"] + 1
     data["Training target"] = data["target"].map(lambda t: f"pruned to {100 * t:g} %")
-    grid = sns.relplot(
-        data=data,
-        x="epoch",
-        y="val_loss",
-        hue="label",
-        col="Training target",
-        kind="line",
-        marker="o",
-        errorbar="sd",
-        height=3.2,
-        aspect=1.2,
-        facet_kws={"sharey": True},
-    )
-    grid.set_titles(col_template="{col_name}")
-    grid.set_axis_labels("epoch (pruned fraction ramps up linearly)",
-                         "validation loss (nats/token)")
-    grid.legend.set_title("regularizer")
+    grid = target_panels(data, "epoch", "val_loss", "Training target",
+                         "epoch (pruned fraction ramps up linearly)", "validation loss (nats/token)")
     for ax in grid.axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     grid.figure.suptitle(title(runs), y=1.04)
     save(grid.figure, path)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     plot(pd.read_csv(smk.input.history), pd.read_csv(smk.input.runs), smk.output[0])

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from tables_io import snakemake_job
 
 WELL_BELOW = 0.5
 FAIL_CM = 50.0
@@ -228,11 +229,8 @@ def _num(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 4)
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     text, metrics = build(
         pd.read_csv(smk.input.error), pd.read_csv(smk.input.lottery), pd.read_csv(smk.input.runs)
     )

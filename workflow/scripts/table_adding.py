@@ -7,7 +7,7 @@ baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, write_table
+from tables_io import fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 BASELINE_MSE = 1.0 / 6.0
 """Always predicting 1 (the mean of the sum of two U(0, 1) values): variance 1/6."""
@@ -44,23 +44,17 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
-            "Test MSE": [fmt_mean_std(m, s, 3) for m, s in
-                         zip(tidy["test_mse_mean"], tidy["test_mse_std"], strict=True)],
+            "Test MSE": mean_std_column(tidy, "test_mse", 3),
             "Baseline": [f"{b:.3f}" for b in tidy["baseline_mse"]],
             "Below baseline": [f"{b}/{n}" for b, n in
                                zip(tidy["n_below_baseline"], tidy["n_runs"], strict=True)],
-            "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
-            "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": fmt_diverged(tidy),
+            **measured_columns(tidy),
         }
     )
     return tidy, display
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     tidy, display = build(pd.read_csv(smk.input.runs))
     write_table(tidy, display, dict(smk.output), CAPTION)

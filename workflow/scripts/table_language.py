@@ -10,7 +10,7 @@ FIXTURE in the data column and in the caption; they are not WikiText-2 results.
 """
 
 import pandas as pd
-from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, write_table
+from tables_io import fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 CAPTION = (
     "Language modelling ({data}): test loss (nats/token), perplexity and next-token "
@@ -57,30 +57,21 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if column not in tidy:
             tidy[column] = float("nan")
 
-    def cells(key: str, digits: int) -> list[str]:
-        return [fmt_mean_std(m, s, digits)
-                for m, s in zip(tidy[f"{key}_mean"], tidy[f"{key}_std"], strict=True)]
-
     display = pd.DataFrame(
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
             "Data": tidy["data"],
-            "Test loss": cells("test_loss", 3),
-            "Perplexity": cells("test_ppl", 1),
-            "Accuracy": cells("test_accuracy", 3),
-            "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
-            "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": fmt_diverged(tidy),
+            "Test loss": mean_std_column(tidy, "test_loss", 3),
+            "Perplexity": mean_std_column(tidy, "test_ppl", 1),
+            "Accuracy": mean_std_column(tidy, "test_accuracy", 3),
+            **measured_columns(tidy),
         }
     )
     return tidy, display
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     tidy, display = build(pd.read_csv(smk.input.runs))
     write_table(tidy, display, dict(smk.output), caption(tidy))

@@ -6,7 +6,7 @@ W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, paper_values, write_table
+from tables_io import fmt_fraction, mean_std_column, measured_columns, paper_values, snakemake_job, write_table
 
 CAPTION = (
     "Navigation decoding error (cm) after pruning, mean (std) over seeds, beside the "
@@ -55,28 +55,15 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
-            "Error (cm)": [
-                fmt_mean_std(m, s)
-                for m, s in zip(tidy["error_cm_mean"], tidy["error_cm_std"], strict=True)
-            ],
-            "Paper (cm)": [
-                fmt_mean_std(m, s)
-                for m, s in zip(
-                    tidy["paper_error_cm_mean"], tidy["paper_error_cm_std"], strict=True
-                )
-            ],
-            "W_hh sparsity": tidy["W_hh_sparsity_mean"].map(fmt_fraction),
-            "Global sparsity": tidy["sparsity_mean"].map(fmt_fraction),
-            "Diverged": fmt_diverged(tidy),
+            "Error (cm)": mean_std_column(tidy, "error_cm"),
+            "Paper (cm)": mean_std_column(tidy, "paper_error_cm"),
+            **measured_columns(tidy),
         }
     )
     return tidy, display
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     tidy, display = build(pd.read_csv(smk.input.runs), smk.input.paper)
     write_table(tidy, display, dict(smk.output), CAPTION)

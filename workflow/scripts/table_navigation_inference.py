@@ -14,7 +14,7 @@ model_bytes_dense (one row per regularizer, target, format, case and batch).
 """
 
 import pandas as pd
-from tables_io import fmt_diverged, fmt_fraction, write_table
+from tables_io import fmt_diverged, fmt_fraction, snakemake_job, write_table
 
 SPARSE_FORMATS = ("csr", "csr-geo", "bsr-geo")
 CAPTION = (
@@ -90,10 +90,7 @@ def display_table(tidy: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
     return display
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     tidy, display = build(pd.read_csv(smk.input.inference))
     write_table(tidy, display, dict(smk.output), CAPTION)

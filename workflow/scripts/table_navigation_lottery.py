@@ -8,7 +8,15 @@ paper_lottery_error_cm. Without lottery runs in the grid the measured columns ar
 
 import pandas as pd
 from table_navigation_error import summarise
-from tables_io import fmt_diverged, fmt_fraction, fmt_mean_std, paper_values, write_table
+from tables_io import (
+    fmt_diverged,
+    fmt_fraction,
+    fmt_mean_std,
+    mean_std_column,
+    paper_values,
+    snakemake_job,
+    write_table,
+)
 
 CAPTION = (
     "Lottery-ticket control: navigation error (cm) of the pruned model and of its "
@@ -50,18 +58,8 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
-            "Sparse (cm)": [
-                fmt_mean_std(m, s)
-                for m, s in zip(
-                    tidy["sparse_error_cm_mean"], tidy["sparse_error_cm_std"], strict=True
-                )
-            ],
-            "Lottery (cm)": [
-                fmt_mean_std(m, s)
-                for m, s in zip(
-                    tidy["lottery_error_cm_mean"], tidy["lottery_error_cm_std"], strict=True
-                )
-            ],
+            "Sparse (cm)": mean_std_column(tidy, "sparse_error_cm"),
+            "Lottery (cm)": mean_std_column(tidy, "lottery_error_cm"),
             "Paper sparse (cm)": [fmt_mean_std(m, None) for m in tidy["paper_sparse_error_cm"]],
             "Paper lottery (cm)": [fmt_mean_std(m, None) for m in tidy["paper_lottery_error_cm"]],
             "Diverged": fmt_diverged(tidy),
@@ -70,10 +68,7 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
     return tidy, display
 
 
-if "snakemake" in globals():
-    from tables_io import log_to
-
-    smk = globals()["snakemake"]
-    log_to(smk.log[0])
+smk = snakemake_job(globals())
+if smk is not None:
     tidy, display = build(pd.read_csv(smk.input.runs), smk.input.paper)
     write_table(tidy, display, dict(smk.output), CAPTION)

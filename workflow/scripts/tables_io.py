@@ -1,6 +1,8 @@
 """Shared helpers of the table, figure and summary scripts (no training, no models)."""
 
+import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +32,21 @@ def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
 def fmt_fraction(value: float) -> str:
     """A sparsity as a percentage with one decimal, ``"-"`` if missing."""
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
+
+
+def mean_std_column(tidy: pd.DataFrame, key: str, digits: int = 2) -> list[str]:
+    """``fmt_mean_std`` of the columns ``<key>_mean`` and ``<key>_std`` of ``tidy``."""
+    return [fmt_mean_std(m, s, digits) for m, s in zip(tidy[f"{key}_mean"], tidy[f"{key}_std"], strict=True)]
+
+
+def measured_columns(tidy: pd.DataFrame) -> dict[str, list[str]]:
+    """The trailing display columns of a per-regularizer table: measured W_hh and global
+    sparsity (``W_hh_sparsity_mean``, ``sparsity_mean``) and diverged/runs."""
+    return {
+        "W_hh sparsity": list(tidy["W_hh_sparsity_mean"].map(fmt_fraction)),
+        "Global sparsity": list(tidy["sparsity_mean"].map(fmt_fraction)),
+        "Diverged": fmt_diverged(tidy),
+    }
 
 
 def fmt_diverged(tidy: pd.DataFrame) -> list[str]:
@@ -101,3 +118,22 @@ def log_to(path: str) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sys.stderr = open(path, "w")  # noqa: SIM115 - kept open for the script's lifetime
+
+
+def snakemake_job(namespace: dict):
+    """The ``snakemake`` object Snakemake's ``script:`` directive puts into a script's
+    globals (``namespace``), with the script's stderr sent to the rule's log; None when
+    the script is imported (tests)."""
+    smk = namespace.get("snakemake")
+    if smk is not None:
+        log_to(smk.log[0])
+    return smk
+
+
+def read_run_files(paths: list[str], records: list[dict], kind: str) -> Iterator[tuple[dict, dict]]:
+    """``(parsed JSON, grid record)`` of every run file in ``paths`` (one per record of
+    the grid, in the same order); ``kind`` names the files in the error message."""
+    if len(paths) != len(records):
+        raise ValueError(f"{len(paths)} {kind} files for {len(records)} runs")
+    for path, record in zip(paths, records, strict=True):
+        yield json.loads(Path(path).read_text()), record
