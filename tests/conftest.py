@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -75,3 +76,29 @@ def run_cli_subprocess(args: list[str], timeout: float = 120) -> subprocess.Comp
 @pytest.fixture
 def float64_generator():
     return torch.Generator().manual_seed(1234)
+
+
+class Crash(Exception):
+    """Stands in for a process killed right after a checkpoint was written."""
+
+
+@contextlib.contextmanager
+def crash_at_checkpoint(monkeypatch, n: int):
+    """Inside the block the ``n``-th ``Trainer`` checkpoint raises ``Crash`` right after
+    it is written (the block must crash there); checkpoints are normal again afterwards."""
+    from geosparse.training import Trainer
+
+    original, calls = Trainer._checkpoint, {"n": 0}
+
+    def checkpoint_then_crash(self, state, optimizer):
+        original(self, state, optimizer)
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Crash
+
+    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_crash)
+    try:
+        with pytest.raises(Crash):
+            yield
+    finally:
+        monkeypatch.setattr(Trainer, "_checkpoint", original)

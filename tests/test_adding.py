@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, all_finite, comparable, read_metrics, run_cli_subprocess
+from conftest import REPO, all_finite, comparable, crash_at_checkpoint, read_metrics, run_cli_subprocess
 from geosparse.cli import main
 from geosparse.config import load_schema, resolve
 from geosparse.moduli import PERIOD
 from geosparse.tasks.adding import BASELINE_MSE, AddingRNN, adding_data
 from geosparse.tasks.adding_training import AddingRun
-from geosparse.training import Trainer
 
 SMOKE = REPO / "config" / "adding" / "smoke.yaml"
 
@@ -116,26 +115,12 @@ def test_schema_uses_the_shared_regularizer_section():
     assert load_schema("adding")["properties"]["regularizer"] == {"$ref": "regularizer.schema.yaml"}
 
 
-class _Crash(Exception):
-    """Stands in for a process killed right after a checkpoint was written."""
-
-
 @pytest.mark.parametrize("crash_at", [2, 5])  # mid-pruning, mid-lottery (batch order state)
 def test_resume_after_a_crash_gives_the_same_metrics(tmp_path, monkeypatch, crash_at):
     overrides = ("lottery_ticket.enabled=true",)
     assert _train(tmp_path / "straight", *overrides) == 0
-    original, calls = Trainer._checkpoint, {"n": 0}
-
-    def checkpoint_then_crash(self, state, optimizer):
-        original(self, state, optimizer)
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise _Crash
-
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_crash)
-    with pytest.raises(_Crash):
+    with crash_at_checkpoint(monkeypatch, crash_at):
         _train(tmp_path / "crashed", *overrides)
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
     assert _train(tmp_path / "crashed", *overrides) == 0
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "crashed")
     for key in ("history", "final", "lottery_ticket"):

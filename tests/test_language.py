@@ -13,6 +13,7 @@ from conftest import (
     SHARED_WIKITEXT,
     all_finite,
     comparable,
+    crash_at_checkpoint,
     needs_shared_wikitext,
     read_metrics,
     run_cli_subprocess,
@@ -28,7 +29,6 @@ from geosparse.tasks.language import (
     window_starts,
 )
 from geosparse.tasks.language_training import language_penalty, layer_regularizers
-from geosparse.training import Trainer
 
 SMOKE = REPO / "config" / "language" / "smoke.yaml"
 needs_fixture = needs_shared_wikitext
@@ -161,27 +161,13 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert result.returncode == 2 and "pruning.tensors" in result.stderr
 
 
-class _Crash(Exception):
-    """Stands in for a process killed right after a checkpoint was written."""
-
-
 @needs_fixture
 @pytest.mark.parametrize("crash_at", [2, 4])  # mid-pruning (lr/best-loss state), mid-lottery
 def test_resume_after_a_crash_gives_the_same_metrics(tmp_path, monkeypatch, crash_at):
     overrides = ("training.epochs=2", "lottery_ticket.enabled=true", "data.max_tokens.train=4000")
     assert _train(tmp_path / "straight", *overrides) == 0
-    original, calls = Trainer._checkpoint, {"n": 0}
-
-    def checkpoint_then_crash(self, state, optimizer):
-        original(self, state, optimizer)
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise _Crash
-
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_crash)
-    with pytest.raises(_Crash):
+    with crash_at_checkpoint(monkeypatch, crash_at):
         _train(tmp_path / "crashed", *overrides)
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
     assert _train(tmp_path / "crashed", *overrides) == 0
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "crashed")
     for key in ("history", "final", "lottery_ticket"):

@@ -20,6 +20,7 @@ from conftest import (
     all_finite,
     cli_args,
     comparable,
+    crash_at_checkpoint,
     read_metrics,
     subprocess_env,
 )
@@ -339,10 +340,6 @@ def test_lottery_ticket_run(tmp_path):
     assert plain["final"] == final
 
 
-class _Crash(Exception):
-    """Stands in for a process killed right after a checkpoint was written."""
-
-
 LEARNED = ["regularizer.space=sphere", "regularizer.learn_embedding=true",
            "regularizer.strength=1.0", "training.steps_per_epoch=5"]
 
@@ -359,21 +356,10 @@ LEARNED = ["regularizer.space=sphere", "regularizer.learn_embedding=true",
 def test_resume_after_a_crash_at_any_checkpoint(tmp_path, monkeypatch, crash_at, overrides):
     straight = train(tmp_path / "straight", *overrides)
 
-    original = Trainer._checkpoint
-    calls = {"n": 0}
-
-    def checkpoint_then_crash(self, state, optimizer):
-        original(self, state, optimizer)
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise _Crash
-
-    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint_then_crash)
     out = tmp_path / "crashed"
-    with pytest.raises(_Crash):
+    with crash_at_checkpoint(monkeypatch, crash_at):
         main(cli_args(out, *overrides))
     assert not (out / "metrics.json").exists()
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
     resumed = train(out, *overrides)
     assert resumed["history"] == straight["history"]
     assert resumed["final"] == straight["final"]
@@ -466,16 +452,8 @@ def test_resume_on_cuda(tmp_path, monkeypatch):
 
     assert main(cuda_args(tmp_path / "straight")) == 0
     straight = read_metrics(tmp_path / "straight")
-    original = Trainer._checkpoint
-
-    def crash(self, state, optimizer):
-        original(self, state, optimizer)
-        raise _Crash
-
-    monkeypatch.setattr(Trainer, "_checkpoint", crash)
-    with pytest.raises(_Crash):
+    with crash_at_checkpoint(monkeypatch, 1):
         main(cuda_args(tmp_path / "crashed"))
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
     assert main(cuda_args(tmp_path / "crashed")) == 0
     resumed = read_metrics(tmp_path / "crashed")
     assert resumed["status"] == "completed"
