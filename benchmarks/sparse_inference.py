@@ -46,6 +46,7 @@ import torch
 
 from geosparse.inference_benchmark import measure
 from geosparse.sparse import (
+    BLOCKSIZES,
     SparseNavigationRNN,
     block_density,
     geometry_order,
@@ -58,7 +59,7 @@ from geosparse.sparse import (
 from geosparse.tasks.navigation import NavigationRNN
 
 FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
-BLOCKS = (16, 32, 64)
+
 
 
 def build(n: int, sparsity: float, np_: int, control: bool, seed: int = 0):
@@ -200,7 +201,7 @@ def blocks(args: argparse.Namespace) -> list[dict]:
                 for order, perm in orders.items():
                     m = mask if perm is None else mask[perm][:, perm]
                     rows.append({"n": n, "sparsity": sparsity, "mask": name, "order": order,
-                                 **{f"b{b}": block_density(m, b) for b in BLOCKS}})
+                                 **{f"b{b}": block_density(m, b) for b in BLOCKSIZES}})
     for run_dir in args.trained_run:
         run, masks = load_run(run_dir)
         mask = masks["W_hh"]
@@ -212,7 +213,7 @@ def blocks(args: argparse.Namespace) -> list[dict]:
         for order, perm in orders.items():
             m = mask if perm is None else mask[perm][:, perm]
             rows.append({"n": mask.shape[0], "sparsity": 1 - float(mask.float().mean()), "mask": name,
-                         "order": order, **{f"b{b}": block_density(m, b) for b in BLOCKS}})
+                         "order": order, **{f"b{b}": block_density(m, b) for b in BLOCKSIZES}})
     return rows
 
 

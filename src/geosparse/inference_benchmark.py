@@ -30,12 +30,11 @@ import torch
 from torch.utils import benchmark as tb
 
 from geosparse.runio import derive_seed, describe_device, versions
-from geosparse.sparse import SparseNavigationRNN, block_density, load_run
+from geosparse.sparse import SparseNavigationRNN, block_densities, load_run
 from geosparse.tasks.navigation import TrajectoryGenerator
 
 FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo")
 KINDS = ("step", "sequence")
-BLOCKSIZES = (16, 32, 64)
 
 
 def measure(fn: Callable[[], object], min_run_time: float) -> tuple[float, int]:
@@ -65,21 +64,17 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
     space, and the block densities of W_hh before / after geometry ordering.
     """
     run, masks = load_run(run_dir)
-    weights = {name: w.detach() for name, w in run.model.prunable().items()}
     reg = run.regularizer
-    positions = getattr(reg, "positions", None)
-    w_hh = weights["W_hh"] * masks.get("W_hh", True)
+    w_hh = run.model.prunable()["W_hh"].detach() * masks.get("W_hh", True)
     n_hidden = w_hh.shape[0]
 
-    def export(layout: str, order: str, io_max_density: float | None = None) -> SparseNavigationRNN:
-        extra = {} if io_max_density is None else {"io_max_density": io_max_density}
-        return SparseNavigationRNN.from_dense(weights, masks, layout, order, positions, reg.space,
-                                              blocksize, **extra)
+    def export(layout: str, order: str, **kwargs) -> SparseNavigationRNN:
+        return SparseNavigationRNN.from_run(run, masks, layout, order, blocksize, **kwargs)
 
     models: dict = {"dense": export("dense", "none", io_max_density=-1.0), "nn.RNN": run.model.eval(),
                     "csr": export("csr", "none")}
     notes = {}
-    if positions is not None:
+    if getattr(reg, "positions", None) is not None:
         models["csr-geo"] = export("csr", "geometry")
         if n_hidden % blocksize == 0:
             models["bsr-geo"] = export("bsr", "geometry")
@@ -87,18 +82,13 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
             notes["bsr-geo"] = f"skipped: blocksize {blocksize} does not divide Ng = {n_hidden}"
     else:
         notes["csr-geo"] = notes["bsr-geo"] = f"skipped: space {reg.space.name!r} has no positions"
-    perm = models["csr-geo"].permutation if "csr-geo" in models else None
     info = {
         "n_hidden": n_hidden,
         "n_place_cells": run.place_cells.n,
         "space": reg.space.name,
         "permute": bool(reg.permute),
         "W_hh_sparsity": float((w_hh == 0).float().mean()),
-        "block_density": {
-            str(b): {"none": block_density(w_hh, b),
-                     **({"geometry": block_density(w_hh[perm][:, perm], b)} if perm is not None else {})}
-            for b in BLOCKSIZES
-        },
+        "block_density": block_densities(w_hh, models["csr-geo"].permutation if "csr-geo" in models else None),
         "skipped": notes,
     }
     return models, {"run": run, **info}
@@ -131,10 +121,8 @@ def benchmark_run(
     ``_stored``). Times are medians in ms on the CPU with torch's current thread count.
     """
     metrics_path = Path(run_dir) / "metrics.json"
-    if not metrics_path.is_file():
-        raise ValueError(f"{metrics_path} not found: --run must be a finished run directory")
-    status = json.loads(metrics_path.read_text()).get("status")
-    if status != "completed":  # e.g. diverged: no final model, nothing to time
+    status = json.loads(metrics_path.read_text()).get("status") if metrics_path.is_file() else None
+    if status not in (None, "completed"):  # e.g. diverged: no final model, nothing to time
         return {"run": str(run_dir), "status": status, "info": None, "rows": []}
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -179,7 +167,7 @@ def benchmark_run(
                                  f"x{rows[-1]['speedup_vs_dense']:5.2f}  rel.err {error:.1e}")
     return {
         "run": str(run_dir),
-        "status": status,
+        "status": "completed",
         "seed": run.seed,
         "settings": {"batches": list(batches), "steps": steps, "blocksize": blocksize,
                      "min_run_time": min_run_time},

@@ -27,9 +27,10 @@ indices are stored as int16 when the matrix has at most 32768 columns (int32 in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -42,6 +43,8 @@ FORMATS = ("csr", "bsr")
 """Layouts ``geosparse export --format`` accepts for ``W_hh``."""
 ORDERS = ("none", "geometry")
 NAMES = ("encoder", "W_ih", "W_hh", "decoder")
+BLOCKSIZES = (16, 32, 64)
+"""Block sizes at which block densities are reported."""
 IO_MAX_DENSITY = 0.25
 """Encoder / decoder are stored as CSR only at or below this fraction of non-zeros."""
 EXPORT_VERSION = 1
@@ -67,6 +70,19 @@ def block_density(mask: torch.Tensor, blocksize: int) -> float:
     padded[:rows, :cols] = nonzero
     occupied = padded.view(r, blocksize, c, blocksize).any(dim=3).any(dim=1)
     return float(occupied.float().mean())
+
+
+def block_densities(
+    matrix: torch.Tensor, perm: torch.Tensor | None, blocksizes: Sequence[int] = BLOCKSIZES
+) -> dict[str, dict[str, float]]:
+    """``{str(b): {"none": ..., "geometry": ...}}``: ``block_density`` of ``matrix`` as it
+    is and with rows and columns renumbered by ``perm`` (omitted when ``perm`` is None)."""
+    ordered = None if perm is None else matrix[perm][:, perm]
+    return {
+        str(b): {"none": block_density(matrix, b),
+                 **({} if ordered is None else {"geometry": block_density(ordered, b)})}
+        for b in blocksizes
+    }
 
 
 def synthetic_mask(
@@ -163,32 +179,36 @@ def permute_weights(weights: Mapping[str, torch.Tensor], perm: torch.Tensor) -> 
 # --------------------------------------------------------------------------- layouts
 def to_layout(weight: torch.Tensor, layout: str, blocksize: int = 32) -> torch.Tensor:
     """``weight`` (2-D, dense) in ``layout`` (``dense``/``csr``/``bsr``), int32 indices."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse (CSR|BSR) tensor support is in beta", category=UserWarning)
-        return _to_layout(weight, layout, blocksize)
-
-
-def _to_layout(weight: torch.Tensor, layout: str, blocksize: int) -> torch.Tensor:
     weight = weight.detach().float().contiguous()
     if layout == "dense":
         return weight
-    if layout == "csr":
-        c = weight.to_sparse_csr()
-        return torch.sparse_csr_tensor(
-            c.crow_indices().int(), c.col_indices().int(), c.values(), weight.shape, check_invariants=False
+    if layout not in ("csr", "bsr"):
+        raise ValueError(f"unknown layout {layout!r}; allowed values: {list(LAYOUTS)}")
+    if layout == "bsr" and (weight.shape[0] % blocksize or weight.shape[1] % blocksize):
+        raise ValueError(
+            f"bsr needs the matrix shape {tuple(weight.shape)} to be divisible by the "
+            f"blocksize {blocksize}; choose another --blocksize or --format csr"
         )
-    if layout == "bsr":
-        rows, cols = weight.shape
-        if rows % blocksize or cols % blocksize:
-            raise ValueError(
-                f"bsr needs the matrix shape {tuple(weight.shape)} to be divisible by the "
-                f"blocksize {blocksize}; choose another --blocksize or --format csr"
-            )
-        c = weight.to_sparse_bsr((blocksize, blocksize))
-        return torch.sparse_bsr_tensor(
-            c.crow_indices().int(), c.col_indices().int(), c.values(), weight.shape, check_invariants=False
-        )
-    raise ValueError(f"unknown layout {layout!r}; allowed values: {list(LAYOUTS)}")
+    with _sparse_beta_silenced():
+        c = weight.to_sparse_csr() if layout == "csr" else weight.to_sparse_bsr((blocksize, blocksize))
+    return _compressed(layout, c.crow_indices(), c.col_indices(), c.values(), weight.shape, check=False)
+
+
+def _compressed(layout: str, crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
+                shape: Sequence[int], check: bool) -> torch.Tensor:
+    """A CSR / BSR tensor with int32 indices (``check``: verify the invariants, so that a
+    corrupt file raises instead of crashing a kernel); torch's beta warning silenced."""
+    build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_bsr_tensor
+    with _sparse_beta_silenced():
+        return build(crow.int(), col.int(), values.float(), tuple(shape), check_invariants=check)
+
+
+@contextlib.contextmanager
+def _sparse_beta_silenced() -> Iterator[None]:
+    """Silence torch's "Sparse CSR/BSR tensor support is in beta" warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse (CSR|BSR) tensor support is in beta", category=UserWarning)
+        yield
 
 
 def layout_of(weight: torch.Tensor) -> str:
@@ -225,14 +245,8 @@ def _unpack(entry: Mapping) -> torch.Tensor:
         return entry["values"].float().contiguous()
     if layout not in ("csr", "bsr"):
         raise ValueError(f"unknown stored layout {layout!r}")
-    build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_bsr_tensor
-    # check_invariants: a corrupt file raises instead of crashing a kernel
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse (CSR|BSR) tensor support is in beta", category=UserWarning)
-        return build(
-            entry["crow_indices"].int(), entry["col_indices"].int(), entry["values"].float(),
-            tuple(entry["shape"]), check_invariants=True,
-        )
+    return _compressed(layout, entry["crow_indices"], entry["col_indices"], entry["values"], entry["shape"],
+                       check=True)
 
 
 def stored_nbytes(weight: torch.Tensor) -> int:
@@ -319,6 +333,24 @@ class SparseNavigationRNN:
             density = float((dense[name] != 0).float().mean())
             out[name] = to_layout(dense[name], "csr" if density <= io_max_density else "dense")
         return cls(out, perm, info)
+
+    @classmethod
+    def from_run(
+        cls,
+        run,
+        masks: Mapping[str, torch.Tensor],
+        layout: str = "csr",
+        order: str = "none",
+        blocksize: int = 32,
+        io_max_density: float = IO_MAX_DENSITY,
+        info: Mapping | None = None,
+    ) -> SparseNavigationRNN:
+        """Sparse model of a loaded ``NavigationRun`` (``load_run``): its prunable weights,
+        ``masks`` and, for ``order="geometry"``, its regularizer's moduli positions."""
+        weights = {name: w.detach() for name, w in run.model.prunable().items()}
+        reg = run.regularizer
+        return cls.from_dense(weights, masks, layout, order, getattr(reg, "positions", None), reg.space,
+                              blocksize, io_max_density, info)
 
     # -- inference
     def init_hidden(self, init_code: torch.Tensor) -> torch.Tensor:
@@ -449,10 +481,8 @@ def export_run(
     if blocksize < 1:
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
     run, masks = load_run(run_dir)
-    weights = {name: w.detach() for name, w in run.model.prunable().items()}
     reg = run.regularizer
-    positions = getattr(reg, "positions", None)
-    if order == "geometry" and positions is None:
+    if order == "geometry" and getattr(reg, "positions", None) is None:
         raise ValueError(
             f"run {run_dir} has no moduli positions (space {reg.space.name!r}); use --order none"
         )
@@ -464,24 +494,16 @@ def export_run(
         "order": order,
         "blocksize": blocksize,
     }
-    model = SparseNavigationRNN.from_dense(
-        weights, masks, layout, order, positions, reg.space, blocksize, info=info
-    )
+    model = SparseNavigationRNN.from_run(run, masks, layout, order, blocksize, info=info)
     save_sparse(model, out)
-    w_hh = (weights["W_hh"] * masks.get("W_hh", True)).float()
-    ordered = model.permutation
-    summary = {
+    weights = run.model.prunable()
+    w_hh = (weights["W_hh"].detach() * masks.get("W_hh", True)).float()
+    return {
         "out": str(out),
         "layouts": model.layouts(),
         "W_hh_density": float((w_hh != 0).float().mean()),
         "bytes_dense": sum(w.numel() * 4 for w in weights.values()),
         "bytes_memory": sum(model.nbytes().values()),
         "bytes_stored": sum(model.stored_nbytes().values()),
-        "block_density": {},
+        "block_density": block_densities(w_hh, model.permutation),
     }
-    for b in (16, 32, 64):
-        entry = {"none": block_density(w_hh, b)}
-        if ordered is not None:
-            entry["geometry"] = block_density(w_hh[ordered][:, ordered], b)
-        summary["block_density"][str(b)] = entry
-    return summary
