@@ -31,7 +31,7 @@ import torch
 from geosparse.config import resolve
 from geosparse.runio import describe_device, select_device
 from geosparse.tasks.navigation_training import NavigationRun
-from geosparse.training import optimization_step
+from geosparse.training import TRAIN_STEP_LABEL, optimization_step
 
 LABEL = "geosparse:"
 
@@ -67,12 +67,12 @@ def profile_table(run: NavigationRun, grad_clip: float | None, steps: int) -> st
     with torch.profiler.profile(activities=activities) as prof:
         run_steps(run, optimizer, grad_clip, steps)
     events = prof.key_averages()
-    top = [e for e in events if e.key.startswith(LABEL) and "train_step" not in e.key] + \
-        [e for e in events if e.key == LABEL + "train_step (batch, forward, loss)"]
-    total_us = sum(e.cpu_time_total for e in top if "train_step" not in e.key)
+    labelled = sorted((e for e in events if e.key.startswith(LABEL)), key=lambda e: -e.cpu_time_total)
+    # the train_step range encloses batch, forward, loss and error: shown, not summed
+    total_us = sum(e.cpu_time_total for e in labelled if e.key != TRAIN_STEP_LABEL)
     lines = [f"phase (per step, {steps} profiled steps)          CPU ms    share"]
-    for e in sorted(top, key=lambda e: -e.cpu_time_total):
-        share = "" if "train_step" in e.key else f"{100 * e.cpu_time_total / total_us:7.1f} %"
+    for e in labelled:
+        share = "" if e.key == TRAIN_STEP_LABEL else f"{100 * e.cpu_time_total / total_us:7.1f} %"
         lines.append(f"{e.key[len(LABEL):]:45s} {e.cpu_time_total / steps / 1e3:9.2f} {share}")
     lines.append("")
     sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"

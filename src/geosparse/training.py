@@ -73,6 +73,10 @@ class TaskRun(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+TRAIN_STEP_LABEL = "geosparse:train_step (batch, forward, loss)"
+"""Profiler range of ``task.train_step()``; it encloses the task's own ``geosparse:*`` ranges."""
+
+
 def optimization_step(
     task: TaskRun, optimizer: torch.optim.Optimizer, grad_clip: float | None
 ) -> dict[str, torch.Tensor]:
@@ -82,7 +86,7 @@ def optimization_step(
     ``torch.profiler`` (``benchmarks/train_step.py --profile``); the labels cost ~1 us
     when no profiler runs.
     """
-    with record_function("geosparse:train_step (batch, forward, loss)"):
+    with record_function(TRAIN_STEP_LABEL):
         stats = task.train_step()
     with record_function("geosparse:backward"):
         optimizer.zero_grad(set_to_none=True)

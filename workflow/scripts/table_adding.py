@@ -7,7 +7,7 @@ baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
+from tables_io import RUN_COUNTS, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 BASELINE_MSE = 1.0 / 6.0
 """Always predicting 1 (the mean of the sum of two U(0, 1) values): variance 1/6."""
@@ -24,9 +24,7 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = runs[runs["phase"] == "sparse"]
     done = rows[rows["status"] == "completed"]
     keys = ["regularizer", "label", "target"]
-    counts = rows.groupby(keys, sort=False).agg(
-        n_runs=("seed", "size"), n_diverged=("status", lambda s: int((s != "completed").sum()))
-    )
+    counts = rows.groupby(keys, sort=False).agg(**RUN_COUNTS)
     stats = done.groupby(keys, sort=False).agg(
         test_mse_mean=("test_mse", "mean"),
         test_mse_std=("test_mse", "std"),

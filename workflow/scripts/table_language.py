@@ -10,7 +10,7 @@ FIXTURE in the data column and in the caption; they are not WikiText-2 results.
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
+from tables_io import RUN_COUNTS, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 CAPTION = (
     "Language modelling ({data}): test loss (nats/token), perplexity and next-token "
@@ -43,8 +43,7 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     keys = ["regularizer", "label", "target"]
     counts = rows.groupby(keys, sort=False).agg(
         data=("corpus", corpus_label),
-        n_runs=("seed", "size"),
-        n_diverged=("status", lambda s: int((s != "completed").sum())),
+        **RUN_COUNTS,
     )
     stats = done.groupby(keys, sort=False).agg(
         **{f"{key}_{stat}": (key, stat) for key in SCORES for stat in ("mean", "std")},

@@ -6,7 +6,15 @@ W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import fmt_fraction, mean_std_column, measured_columns, paper_values, snakemake_job, write_table
+from tables_io import (
+    RUN_COUNTS,
+    fmt_fraction,
+    mean_std_column,
+    measured_columns,
+    paper_values,
+    snakemake_job,
+    write_table,
+)
 
 CAPTION = (
     "Navigation decoding error (cm) after pruning, mean (std) over seeds, beside the "
@@ -19,9 +27,7 @@ def summarise(runs: pd.DataFrame, phase: str) -> pd.DataFrame:
     rows = runs[runs["phase"] == phase]
     done = rows[rows["status"] == "completed"]
     keys = ["regularizer", "label", "target"]
-    counts = rows.groupby(keys, sort=False).agg(
-        n_runs=("seed", "size"), n_diverged=("status", lambda s: int((s != "completed").sum()))
-    )
+    counts = rows.groupby(keys, sort=False).agg(**RUN_COUNTS)
     stats = done.groupby(keys, sort=False).agg(
         error_cm_mean=("error_cm", "mean"),
         error_cm_std=("error_cm", "std"),

@@ -14,7 +14,7 @@ model_bytes_dense (one row per regularizer, target, format, case and batch).
 """
 
 import pandas as pd
-from tables_io import fmt_diverged, fmt_fraction, snakemake_job, write_table
+from tables_io import RUN_COUNTS, fmt_diverged, fmt_fraction, snakemake_job, write_table
 
 SPARSE_FORMATS = ("csr", "csr-geo", "bsr-geo")
 CAPTION = (
@@ -31,8 +31,7 @@ KEYS = ["regularizer", "label", "target"]
 def build(inference: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables."""
     runs = inference.drop_duplicates("run_id")
-    counts = runs.groupby(KEYS, sort=False).agg(
-        n_runs=("seed", "size"), n_diverged=("status", lambda s: int((s != "completed").sum())))
+    counts = runs.groupby(KEYS, sort=False).agg(**RUN_COUNTS)
     done = inference[inference["status"] == "completed"].astype({"batch": int})
     dense_bytes = done[done["format"] == "dense"].groupby(KEYS, sort=False)["model_bytes_memory"].first()
     tidy = done.groupby([*KEYS, "format", "kind", "batch"], sort=False).agg(

@@ -20,6 +20,14 @@ LATEX_ESCAPES = {
 }
 
 
+def _not_completed(status: pd.Series) -> int:
+    return int((status != "completed").sum())
+
+
+RUN_COUNTS = {"n_runs": ("seed", "size"), "n_diverged": ("status", _not_completed)}
+"""``groupby(...).agg(**RUN_COUNTS)``: runs per group and how many did not complete."""
+
+
 def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
     """``"6.29 (1.17)"``; the mean alone if std is missing; ``"-"`` if mean is missing."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
