@@ -27,9 +27,9 @@ rule train_navigation:
         # The checkpoint only serves to resume an interrupted job; a finished run drops
         # it, so a rerun (changed params or inputs) starts fresh.
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse train navigation --config {input.config} --seed {wildcards.seed} "
-        "--out {params.outdir} --device {params.device} {params.sets} > {log} 2>&1 "
-        "&& rm -f {params.outdir}/checkpoint.pt"
+        "geosparse train navigation --config {input.config:q} --seed {wildcards.seed} "
+        "--out {params.outdir:q} --device {params.device:q} {params.sets} > {log:q} 2>&1 "
+        "&& rm -f {params.outdir:q}/checkpoint.pt"
 
 
 rule sweep_navigation:
@@ -39,7 +39,7 @@ rule sweep_navigation:
     output:
         f"results/navigation/{RUN_ID}/sweep.json",
     params:
-        levels=" ".join(str(level) for level in grid("navigation")["sweep_levels"]),
+        levels=grid("navigation")["sweep_levels"],
         rundir=lambda wc, input: Path(input.metrics).parent,
     threads: 1
     log:
@@ -48,8 +48,8 @@ rule sweep_navigation:
         "../envs/geosparse.yaml"
     shell:
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse sweep navigation --run {params.rundir} --levels {params.levels} "
-        "--out {output} > {log} 2>&1"
+        "geosparse sweep navigation --run {params.rundir:q} --levels {params.levels:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule connectivity_navigation:
@@ -80,7 +80,7 @@ rule sparse_inference_navigation:
         f"results/navigation/{RUN_ID}/inference.json",
     params:
         rundir=lambda wc, input: Path(input.metrics).parent,
-        batches=" ".join(str(b) for b in grid("navigation")["sparse_inference"]["batches"]),
+        batches=grid("navigation")["sparse_inference"]["batches"],
         steps=grid("navigation")["sparse_inference"]["steps"],
         blocksize=grid("navigation")["sparse_inference"]["blocksize"],
         min_run_time=grid("navigation")["sparse_inference"]["min_run_time"],
@@ -91,6 +91,6 @@ rule sparse_inference_navigation:
         "../envs/geosparse.yaml"
     shell:
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse benchmark-inference --run {params.rundir} --out {output} "
-        "--batch {params.batches} --steps {params.steps} --blocksize {params.blocksize} "
-        "--min-run-time {params.min_run_time} --threads {threads} > {log} 2>&1"
+        "geosparse benchmark-inference --run {params.rundir:q} --out {output:q} "
+        "--batch {params.batches:q} --steps {params.steps:q} --blocksize {params.blocksize:q} "
+        "--min-run-time {params.min_run_time:q} --threads {threads} > {log:q} 2>&1"
