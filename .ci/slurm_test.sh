@@ -85,8 +85,8 @@ sinfo -h -o %T | grep -qE '^(idle|mixed)' || { log "FAIL: node not idle"; sinfo 
 # the smoke workflow in a copy of the repository, through the SLURM profile
 log "workflow copy: $WORK"
 mkdir -p "$WORK"
-ln -sfn "$(cd "$REPO/.." && pwd)/shared" "$(dirname "$WORK")/shared"   # ../shared beside the copy
 cp -r "$REPO/Snakefile" "$REPO/workflow" "$REPO/config" "$REPO/profiles" "$WORK/"
+mkdir -p "$WORK/data" && cp -r "$REPO/data/wikitext-2-excerpt" "$WORK/data/"   # nothing beside the copy
 cd "$WORK"
 START=$SECONDS
 # snakemake may ignore SIGTERM: KILL at the limit; in the background so that the exit
@@ -112,8 +112,9 @@ n="$(grep -c 'sbatch call: .*--gpus=1' snakemake.log || true)"
 log "sbatch calls with --gpus=1: $n"
 [ "$n" -eq "$RUNS" ] || { log "FAIL: expected $RUNS GPU training jobs"; exit 1; }
 [ ! -d .snakemake/slurm_logs/rule_summary ] || { log "FAIL: summary went to SLURM"; exit 1; }
-for f in results/tables/navigation_error.csv results/tables/navigation_lottery.csv \
-         results/figures/navigation_comparison.png results/summary.md results/metrics.json; do
+for f in results/smoke/tables/navigation_error.csv results/smoke/tables/navigation_lottery.csv \
+         results/smoke/figures/navigation_comparison.png results/smoke/summary.md \
+         results/smoke/metrics/claims.json results/smoke/report.html; do
     [ -s "$f" ] || { log "FAIL: missing $f"; exit 1; }
 done
 log "PASS"

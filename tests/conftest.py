@@ -14,12 +14,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
-"""Genuine WikiText-2 valid/test files, beside the checkout (``../shared``) as in CI."""
-needs_shared_wikitext = pytest.mark.skipif(
-    not (SHARED_WIKITEXT / "valid.txt").is_file() and os.environ.get("CI") != "true",
-    reason="needs ../shared/data/wikitext-2 (in CI its absence is a failure, not a skip)",
-)
+WIKITEXT_EXCERPT = REPO / "data" / "wikitext-2-excerpt"
+"""The genuine WikiText-2 valid/test excerpt shipped in the repository (its README)."""
+EXCERPT_COUNTS = {"valid": (103, 5378), "test": (116, 5956)}
+"""Lines and tokens (words + one ``<eos>`` per line) of the excerpt's files."""
 SMOKE = REPO / "config" / "navigation" / "smoke.yaml"
 DEFAULT = REPO / "config" / "navigation" / "default.yaml"
 

@@ -146,3 +146,16 @@ def test_a_valid_run_prints_a_summary_and_writes_outputs(capsys, tmp_path):
     assert metrics["config"]["training"]["epochs"] == 2
     for name in ("metrics.json", "checkpoint.pt", "model_sparse.pt", "train.log"):
         assert (out / name).is_file()
+
+
+def test_train_help_is_task_specific(capsys):
+    """`geosparse train TASK --help` lists that task's config sections and keys."""
+    for task, own, foreign in (("navigation", "place_cells:", "bptt"),
+                               ("language", "bptt", "place_cells"),
+                               ("adding", "train_samples", "place_cells")):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", task, "--help"])
+        assert stop.value.code == 0
+        text = capsys.readouterr().out
+        assert own in text and foreign not in text
+        assert f"config/{task}/" in text and "regularizer: inhibitor" in text

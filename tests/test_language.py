@@ -10,11 +10,10 @@ import torch
 
 from conftest import (
     REPO,
-    SHARED_WIKITEXT,
+    WIKITEXT_EXCERPT,
     all_finite,
     comparable,
     crash_at_checkpoint,
-    needs_shared_wikitext,
     read_metrics,
     run_cli_subprocess,
 )
@@ -31,13 +30,12 @@ from geosparse.tasks.language import (
 from geosparse.tasks.language_training import language_penalty, layer_regularizers
 
 SMOKE = REPO / "config" / "language" / "smoke.yaml"
-needs_fixture = needs_shared_wikitext
 
 
 def _train(out: Path, *overrides: str, seed: int = 0) -> int:
     args = ["train", "language", "--config", str(SMOKE), "--seed", str(seed), "--out", str(out),
             "--device", "cpu", "--set", f"data.cache_dir={out.parent / 'cache'}",
-            "--set", f"data.dir={SHARED_WIKITEXT}"]
+            "--set", f"data.dir={WIKITEXT_EXCERPT}"]
     for assignment in overrides:
         args += ["--set", assignment]
     return main(args)
@@ -109,7 +107,6 @@ def test_schema_uses_the_shared_regularizer_section():
     assert load_schema("language")["properties"]["regularizer"] == {"$ref": "regularizer.schema.yaml"}
 
 
-@needs_fixture
 def test_smoke_run_learns_and_writes_labelled_metrics(tmp_path):
     assert _train(tmp_path / "run") == 0
     metrics = read_metrics(tmp_path / "run")
@@ -127,7 +124,6 @@ def test_smoke_run_learns_and_writes_labelled_metrics(tmp_path):
         "embedding", "W_ih_l0", "W_ih_l1", "W_hh_l0", "W_hh_l1", "decoder"}
 
 
-@needs_fixture
 def test_lr_is_quartered_when_validation_does_not_improve(tmp_path):
     assert _train(tmp_path / "run", "training.epochs=4") == 0
     history = read_metrics(tmp_path / "run")["history"]
@@ -140,7 +136,6 @@ def test_lr_is_quartered_when_validation_does_not_improve(tmp_path):
         assert record["lr"] == pytest.approx(lr)
 
 
-@needs_fixture
 def test_same_seed_same_metrics_and_lottery_ticket(tmp_path):
     overrides = ("training.epochs=2", "lottery_ticket.enabled=true")
     assert _train(tmp_path / "a", *overrides) == 0
@@ -161,7 +156,6 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert result.returncode == 2 and "pruning.tensors" in result.stderr
 
 
-@needs_fixture
 @pytest.mark.parametrize("crash_at", [2, 4])  # mid-pruning (lr/best-loss state), mid-lottery
 def test_resume_after_a_crash_gives_the_same_metrics(tmp_path, monkeypatch, crash_at):
     overrides = ("training.epochs=2", "lottery_ticket.enabled=true", "data.max_tokens.train=4000")

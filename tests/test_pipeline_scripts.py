@@ -151,7 +151,7 @@ def test_summary_claims(runs):
     text, metrics = summary.build(error, lottery, runs)
     assert metrics["claims"] == {"claim1_geometry_at_90": True, "claim2_all_fail_at_98": None,
                                  "claim3_lottery_tickets": None}
-    assert metrics["navigation"]["torus_dog_t90"]["error_cm_mean"] == 5.0
+    assert metrics["navigation_torus_dog_t90"]["error_cm_mean"] == 5.0
     assert "**REPLICATED**" in text and "not tested" in text
     assert "torus_dog 5.0 cm" in text
 

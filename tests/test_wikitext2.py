@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SHARED_WIKITEXT, needs_shared_wikitext, run_cli_subprocess
+from conftest import EXCERPT_COUNTS, WIKITEXT_EXCERPT, run_cli_subprocess
 from geosparse.data.corpus import EOS, UNK, build_vocab, load_corpus, tokenize
 from geosparse.data.wikitext2 import (
     DataError,
@@ -26,13 +26,14 @@ from geosparse.data.wikitext2 import (
     fetch,
 )
 
-SHARED = SHARED_WIKITEXT
-pytestmark = needs_shared_wikitext
+SHARED = WIKITEXT_EXCERPT
+VALID_LINES, VALID_TOKENS = EXCERPT_COUNTS["valid"]
+TEST_LINES, TEST_TOKENS = EXCERPT_COUNTS["test"]
 
 
 @functools.cache
 def _split_texts() -> dict[str, bytes]:
-    """Canonical-layout contents built from the real valid/test files (train := valid)."""
+    """Canonical-layout contents built from the genuine valid/test excerpt (train := valid)."""
     valid, test = (SHARED / "valid.txt").read_bytes(), (SHARED / "test.txt").read_bytes()
     return {"train": valid, "valid": valid, "test": test}
 
@@ -47,7 +48,7 @@ def _zip(splits=("train", "valid", "test")) -> bytes:
 
 def _spec(archive: bytes | None, mirrors=(), **lines) -> Wikitext2Spec:
     """A test-only spec: MD5 of ``archive`` and the line counts of the test layout."""
-    counts = {"train": 3760, "valid": 3760, "test": 4358, **lines}
+    counts = {"train": VALID_LINES, "valid": VALID_LINES, "test": TEST_LINES, **lines}
     return Wikitext2Spec(
         archive_md5=hashlib.md5(archive).hexdigest() if archive is not None else None,
         member_dir="wikitext-2",
@@ -115,9 +116,13 @@ def test_download_from_local_http_server(tmp_path, serve):
     assert again["source"] == "existing"
 
 
-def test_real_valid_test_token_counts_match_paper():
-    assert count(SHARED / "valid.txt") == SplitSpec(3760, 217646)
-    assert count(SHARED / "test.txt") == SplitSpec(4358, 245569)
+def test_excerpt_counts_and_checksums_match_its_readme():
+    readme = (SHARED / "README.md").read_text()
+    for split, (lines, tokens) in EXCERPT_COUNTS.items():
+        path = SHARED / f"{split}.txt"
+        assert count(path) == SplitSpec(lines, tokens)
+        assert f"| {lines} |" in readme and f"| {tokens:,} |" in readme
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in readme
 
 
 def test_falls_back_to_second_mirror(tmp_path, serve):
@@ -160,8 +165,9 @@ def test_missing_split(tmp_path, serve):
 
 def test_wrong_line_count(tmp_path, serve):
     archive = _zip()
-    spec = _spec(archive, [Mirror("zip", serve("w.zip", archive))], valid=3761)
-    with pytest.raises(DataError, match=r"wiki\.valid\.tokens has 3760 lines, expected 3761"):
+    spec = _spec(archive, [Mirror("zip", serve("w.zip", archive))], valid=VALID_LINES + 1)
+    with pytest.raises(DataError, match=rf"wiki\.valid\.tokens has {VALID_LINES} lines, "
+                                        rf"expected {VALID_LINES + 1}"):
         fetch(tmp_path / "wt2", spec)
     _assert_nothing_left(tmp_path / "wt2")
 
@@ -221,7 +227,8 @@ def test_cli_fetch_exit_codes(tmp_path, serve):
     config = tmp_path / "wt2.yaml"
     config.write_text(
         f"archive_md5: {hashlib.md5(archive).hexdigest()}\nmember_dir: wikitext-2\n"
-        "splits: {train: {lines: 3760}, valid: {lines: 3760}, test: {lines: 4358}}\n"
+        f"splits: {{train: {{lines: {VALID_LINES}}}, valid: {{lines: {VALID_LINES}}}, "
+        f"test: {{lines: {TEST_LINES}}}}}\n"
         f"mirrors: [{{kind: zip, url: '{serve('w.zip', archive)}'}}]\n"
     )
     dest = tmp_path / "out" / "wt2"
@@ -249,8 +256,8 @@ def test_fixture_corpus_is_cached_and_labelled(tmp_path, monkeypatch):
     corpus = load_corpus(data)
     assert "fixture" in corpus.description and "not WikiText-2 train" in corpus.description
     total = sum(int(t.numel()) for s, t in corpus.splits.items() if s != "test")
-    assert total == 217646  # train + valid = all of WikiText-2 valid
-    assert corpus.splits["test"].numel() == 245569
+    assert total == VALID_TOKENS  # train + valid = all of the valid excerpt
+    assert corpus.splits["test"].numel() == TEST_TOKENS
     assert corpus.unknown["train"] == 0 and corpus.unknown["valid"] > 0
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1
@@ -272,7 +279,7 @@ def test_fetched_copy_loads_as_the_wikitext2_corpus(tmp_path):
             "fixture_train_fraction": 0.8, "max_tokens": {"train": None, "valid": None, "test": None}}
     corpus = load_corpus(data)
     assert corpus.description.startswith("WikiText-2") and "fixture" not in corpus.description
-    assert corpus.splits["train"].numel() == corpus.splits["valid"].numel() == 217646
+    assert corpus.splits["train"].numel() == corpus.splits["valid"].numel() == VALID_TOKENS
     assert corpus.unknown == {"train": 0, "valid": 0, "test": corpus.unknown["test"]}
     with pytest.raises(ValueError, match="geosparse data wikitext2"):
         load_corpus({**data, "dir": str(tmp_path / "missing")})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import shutil
@@ -26,6 +27,15 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.M)}
 
 
+def planned_outputs(output: str) -> list[str]:
+    """Every output path of the jobs a (dry) run lists."""
+    return [path for line in re.findall(r"^\s+output: (.+)$", output, re.M) for path in line.split(", ")]
+
+
+def grid_name(config: str) -> str:
+    return yaml.safe_load((REPO / config).read_text())["name"]
+
+
 def grid_size(config: str, task: str = "navigation") -> int:
     """Runs of ``task``'s grid in ``config``; 0 when the task is absent or disabled."""
     grid = yaml.safe_load((REPO / config).read_text())["tasks"].get(task)
@@ -48,6 +58,22 @@ def test_dry_run_lists_the_grid(config):
     assert counts.get("fig_language_val_loss", 0) == (1 if grid_size(config, "language") else 0)
     # only the paper grid reads the real WikiText-2 (smoke: the FIXTURE corpus)
     assert counts.get("wikitext2", 0) == (1 if config == "config/paper.yaml" else 0)
+    # every output of a grid lies under results/<its name>/, WikiText-2's data folder aside
+    outputs = [p for p in planned_outputs(result.stdout + result.stderr) if not p.startswith("data/")]
+    assert outputs and all(p.startswith(f"results/{grid_name(config)}/") for p in outputs)
+
+
+def test_grid_names_are_distinct():
+    names = [grid_name(c) for c in ("config/config.yaml", "config/smoke.yaml", "config/paper.yaml")]
+    assert names == ["default", "smoke", "paper"]
+
+
+def test_dvc_params_name_the_grid_of_their_config():
+    """dvc.yaml's outputs are results/${grid}/...: params.yaml's grid must be the name
+    of the pipeline config it runs, or DVC would track another grid's folder."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert params["grid"] == grid_name(params["pipeline_config"])
+    assert "results/${grid}/" in (REPO / "dvc.yaml").read_text()
 
 
 def test_language_and_adding_grids():
@@ -181,105 +207,147 @@ def smoke(tmp_path_factory) -> Path:
     """The smoke workflow run end to end in a copy of the workflow, plus its report."""
     work = tmp_path_factory.mktemp("workflow") / "repo"
     work.mkdir()
-    (work.parent / "shared").symlink_to(REPO.parent / "shared")  # ../shared beside the copy
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "data/wikitext-2-excerpt"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     run = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=work, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = snakemake("--configfile", "config/smoke.yaml", "--report", "results/report.html",
-                       cwd=work)
-    assert report.returncode == 0, report.stderr[-3000:]
-    return work
+    assert "Report: results/smoke/report.html" in run.stderr  # the main job ends with it
+    return work / "results" / "smoke"
 
 
 @pytest.mark.slow
 def test_smoke_tables_have_every_grid_row(smoke):
-    grid = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]["navigation"]
-    labels = yaml.safe_load((smoke / "config/config.yaml").read_text())["regularizers"]
+    grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
+    labels = yaml.safe_load((REPO / "config/config.yaml").read_text())["regularizers"]
     for name in ("error", "lottery"):
-        table = pd.read_csv(smoke / f"results/tables/navigation_{name}.csv")
+        table = pd.read_csv(smoke / f"tables/navigation_{name}.csv")
         assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
             (r, t) for r in grid["regularizers"] for t in grid["targets"])
         assert (table["n_runs"] == len(grid["seeds"])).all()
-        markdown = (smoke / f"results/tables/navigation_{name}.md").read_text()
-        tex = (smoke / f"results/tables/navigation_{name}.tex").read_text()
+        markdown = (smoke / f"tables/navigation_{name}.md").read_text()
+        tex = (smoke / f"tables/navigation_{name}.tex").read_text()
         for regularizer in grid["regularizers"]:
             assert labels[regularizer]["label"] in markdown
         assert r"\begin{tabular}" in tex
-    error = pd.read_csv(smoke / "results/tables/navigation_error.csv").set_index(
+    error = pd.read_csv(smoke / "tables/navigation_error.csv").set_index(
         ["regularizer", "target"])
     assert error.loc[("torus_dog", 0.9), "paper_error_cm_mean"] == 6.29
     assert error["error_cm_mean"].notna().all()
     assert (error["sparsity_mean"] >= 0.85).all()
-    lottery = pd.read_csv(smoke / "results/tables/navigation_lottery.csv")
+    lottery = pd.read_csv(smoke / "tables/navigation_lottery.csv")
     assert lottery["lottery_error_cm_mean"].notna().all()
 
 
 @pytest.mark.slow
 def test_smoke_figures_summary_metrics_and_report(smoke):
     for name in ("error_vs_sparsity", "comparison", "connectivity"):
-        assert (smoke / f"results/figures/navigation_{name}.png").stat().st_size > 5000
-    text = (smoke / "results/summary.md").read_text()
+        assert (smoke / f"figures/navigation_{name}.png").stat().st_size > 5000
+    text = (smoke / "summary.md").read_text()
     assert all(f"({i})" in text for i in (1, 2, 3)) and "Ng = 32" in text
-    metrics = yaml.safe_load((smoke / "results/metrics.json").read_text())
-    assert set(metrics["claims"]) == {"claim1_geometry_at_90", "claim2_all_fail_at_98",
-                                      "claim3_lottery_tickets"}
-    assert "torus_dog_t90" in metrics["navigation"]
-    sweep = pd.read_csv(smoke / "results/tidy/navigation_sweep.csv")
+    claims = json.loads((smoke / "metrics" / "claims.json").read_text())
+    assert set(claims) == {"claim1_geometry_at_90", "claim2_all_fail_at_98", "claim3_lottery_tickets"}
+    grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
+    rows = sorted(p.name for p in (smoke / "metrics").glob("navigation_*.json"))
+    assert rows == sorted(f"navigation_{r}_t{round(100 * t)}.json"
+                          for r in grid["regularizers"] for t in grid["targets"])
+    assert set(json.loads((smoke / "metrics" / rows[0]).read_text())) == {
+        "error_cm_mean", "error_cm_std", "paper_error_cm_mean", "W_hh_sparsity", "n_diverged"}
+    sweep = pd.read_csv(smoke / "tidy/navigation_sweep.csv")
     assert sorted(sweep["level"].unique()) == [0.5, 0.9, 0.98]
-    conn = pd.read_csv(smoke / "results/tidy/navigation_connectivity.csv")
+    conn = pd.read_csv(smoke / "tidy/navigation_connectivity.csv")
     assert set(conn["regularizer"]) == {"torus_dog", "permuted_dog"}
-    report = (smoke / "results/report.html").read_text()
+    report = (smoke / "report.html").read_text()
     assert "navigation_error.csv" in report and "navigation_connectivity.png" in report
     assert "navigation_inference.csv" in report and "Sparse inference (CPU, trained models)" in text
 
 
 @pytest.mark.slow
 def test_smoke_sparse_inference_of_every_run(smoke):
-    grid = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]["navigation"]
-    tidy = pd.read_csv(smoke / "results/tidy/navigation_inference.csv")
+    grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
+    tidy = pd.read_csv(smoke / "tidy/navigation_inference.csv")
     assert len(set(tidy["run_id"])) == len(grid["regularizers"]) * len(grid["targets"]) * len(grid["seeds"])
     assert set(tidy["batch"]) == set(grid["sparse_inference"]["batches"])
     assert (tidy["max_rel_error"] <= 1e-5).all() and (tidy["time_ms"] > 0).all()
     geometric = tidy[tidy["regularizer"] != "none"]
     assert set(geometric["format"]) == {"dense", "nn.RNN", "csr", "csr-geo", "bsr-geo"}
     assert set(tidy[tidy["regularizer"] == "none"]["format"]) == {"dense", "nn.RNN", "csr"}
-    table = pd.read_csv(smoke / "results/tables/navigation_inference.csv")
+    table = pd.read_csv(smoke / "tables/navigation_inference.csv")
     assert set(zip(table["regularizer"], table["target"], strict=True)) == {
         (r, t) for r in grid["regularizers"] for t in grid["targets"]}
 
 
 @pytest.mark.slow
 def test_smoke_rerun_is_a_no_op(smoke):
-    result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke)
+    result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 @pytest.mark.slow
+def test_another_grid_after_smoke_plans_nothing_in_its_folder(smoke):
+    """The paper grid, planned in the clone where the smoke grid ran, neither reruns nor
+    overwrites any smoke output (its jobs all write below results/paper/)."""
+    before = {p: p.stat().st_mtime_ns for p in smoke.rglob("*") if p.is_file()}
+    result = snakemake("-n", "--configfile", "config/paper.yaml", cwd=smoke.parents[1])
+    assert result.returncode == 0, result.stderr
+    outputs = [p for p in planned_outputs(result.stdout + result.stderr) if not p.startswith("data/")]
+    assert outputs and all(p.startswith("results/paper/") for p in outputs)
+    assert {p: p.stat().st_mtime_ns for p in smoke.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
 def test_smoke_language_and_adding_tables(smoke):
-    config = yaml.safe_load((smoke / "config/smoke.yaml").read_text())["tasks"]
+    config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]
     for task, name in (("language", "language_scores"), ("adding", "adding_mse")):
         grid = config[task]
-        table = pd.read_csv(smoke / f"results/tables/{name}.csv")
+        table = pd.read_csv(smoke / f"tables/{name}.csv")
         assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
             (r, t) for r in grid["regularizers"] for t in grid["targets"])
         assert (table["n_runs"] == len(grid["seeds"])).all()
-        assert r"\begin{tabular}" in (smoke / f"results/tables/{name}.tex").read_text()
-    language = pd.read_csv(smoke / "results/tables/language_scores.csv")
+        assert r"\begin{tabular}" in (smoke / f"tables/{name}.tex").read_text()
+    language = pd.read_csv(smoke / "tables/language_scores.csv")
     assert (language["data"] == "FIXTURE").all()   # the smoke grid trains on the fixture
     assert language["test_ppl_mean"].notna().all()
     for ext in ("md", "tex"):
-        text = (smoke / f"results/tables/language_scores.{ext}").read_text()
+        text = (smoke / f"tables/language_scores.{ext}").read_text()
         assert "FIXTURE corpus, not WikiText-2 results" in text
-    adding = pd.read_csv(smoke / "results/tables/adding_mse.csv")
+    adding = pd.read_csv(smoke / "tables/adding_mse.csv")
     assert adding["test_mse_mean"].notna().all()
     assert (adding["baseline_mse"].round(3) == 0.167).all()
-    assert (smoke / "results/figures/language_val_loss.png").stat().st_size > 5000
-    history = pd.read_csv(smoke / "results/tidy/language_history.csv")
+    assert (smoke / "figures/language_val_loss.png").stat().st_size > 5000
+    history = pd.read_csv(smoke / "tidy/language_history.csv")
     assert history["val_loss"].notna().any()
-    summary_text = (smoke / "results/summary.md").read_text()
+    summary_text = (smoke / "summary.md").read_text()
     assert "## Language modelling (FIXTURE)" in summary_text
     assert "## Adding problem" in summary_text
-    report = (smoke / "results/report.html").read_text()
+    report = (smoke / "report.html").read_text()
     assert "language_scores.csv" in report and "language_val_loss.png" in report
+
+
+def _readme_output_patterns() -> list[str]:
+    """Glob patterns of the README's "Pipeline outputs" table (first column), relative to
+    results/<name>/: ``<...>`` -> ``*``, ``{a,b}`` -> one pattern each."""
+    text = (REPO / "README.md").read_text().split("### Pipeline outputs", 1)[1].split("\n## ", 1)[0]
+    patterns = []
+    for row in re.findall(r"^\| (`.+?`) \|", text, re.M):
+        for path in re.findall(r"`([^`]+)`", row):
+            path = re.sub(r"<[^>]+>", "*", path)
+            braces = re.search(r"\{([^}]+)\}", path)
+            options = braces[1].split(",") if braces else [""]
+            patterns += [path.replace(braces[0], o) if braces else path for o in options]
+    return patterns
+
+
+@pytest.mark.slow
+def test_readme_outputs_table_matches_the_smoke_results(smoke):
+    """Every path of the README's outputs table exists after the smoke grid (which runs
+    every task), and every file the grid writes outside the run and log folders is listed."""
+    patterns = _readme_output_patterns()
+    assert len(patterns) > 15
+    for pattern in patterns:
+        assert list(smoke.glob(pattern.rstrip("/"))), f"README lists {pattern}, the smoke grid has none"
+    for path in smoke.rglob("*"):
+        rel = path.relative_to(smoke)
+        if path.is_dir() or rel.parts[0] in ("logs", "navigation", "language", "adding", "metrics"):
+            continue
+        assert any(rel.match(p) for p in patterns), f"{rel} is not in the README's outputs table"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 from pathlib import Path
 
 from geosparse.config import ConfigError, resolve
@@ -37,17 +38,48 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one run and write DIR/metrics.json")
-    train.add_argument("task", choices=TASKS)
+def _task_help(task: str) -> tuple[str, str]:
+    """(description, epilog) of ``geosparse train TASK --help``, from the task's run schema:
+    what a run is, its shipped configs, and every config section with its keys."""
+    from geosparse.config import load_schema
+
+    schema = load_schema(task)
+    configs = sorted(p.name for p in (Path("config") / task).glob("*.yaml"))
+    description = " ".join(schema["description"].split())
+    if configs:
+        description += f" Shipped configs (from the repository root): config/{task}/{{{','.join(configs)}}}."
+    lines = ["config keys (--set SECTION.KEY=VALUE; meanings: README.md and "
+             f"src/geosparse/schemas/{task}.schema.yaml):"]
+    for section, spec in schema["properties"].items():
+        if "$ref" in spec:  # a shared section, e.g. {$ref: "regularizer.schema.yaml"}
+            spec = load_schema(spec["$ref"].removesuffix(".schema.yaml"))
+        keys = sorted(spec.get("properties", {}))
+        lines.append(f"  {section}: {', '.join(keys)}" if keys else f"  {section}")
+    lines.append(f"after training it prints status, {RUNS[task][1]} and W_hh_sparsity.")
+    return textwrap.fill(description, 88), "\n".join(lines)
+
+
+def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
+    description, epilog = _task_help(task)
+    train = tasks.add_parser(task, help=f"train one {task} run", description=description, epilog=epilog,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", required=True, type=Path, help="YAML config file")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted path; value parsed as YAML); repeatable")
     train.add_argument("--seed", type=_nonnegative_int, default=0, help="run seed (default 0)")
     train.add_argument("--out", required=True, type=Path, help="run directory (resumed if it has a checkpoint)")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train one run and write DIR/metrics.json",
+                                description="Train one run of a task; `geosparse train TASK --help` "
+                                            "lists that task's config keys.")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for task in TASKS:
+        _add_train_parser(tasks, task)
     data = commands.add_parser("data", help="fetch and verify a dataset (exit 1 if that fails)")
     data.add_argument("dataset", choices=["wikitext2"])
     data.add_argument("--dest", type=Path, default=Path("data/wikitext-2"), help="target folder")

@@ -8,7 +8,7 @@ rule train_adding:
         config=grid("adding")["base_config"],
         extends=config_chain(grid("adding")["base_config"])[1:],
     output:
-        metrics=f"results/adding/{RUN_ID}/metrics.json",
+        metrics=f"{RESULTS}/adding/{RUN_ID}/metrics.json",
     params:
         sets=lambda wc: set_args("adding", wc.regularizer, wc.target),
         device=grid("adding")["device"],
@@ -18,7 +18,7 @@ rule train_adding:
         mem_mb=grid("adding")["mem_mb"],
         runtime=grid("adding")["runtime"],
     log:
-        f"results/logs/adding/train/{RUN_ID}.log",
+        f"{RESULTS}/logs/adding/train/{RUN_ID}.log",
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -31,11 +31,11 @@ rule train_adding:
 rule table_adding:
     """Test MSE per regularizer and target beside the constant-prediction baseline."""
     input:
-        runs="results/tidy/adding_runs.csv",
+        runs=f"{RESULTS}/tidy/adding_runs.csv",
     output:
         **table_outputs("adding_mse", "../report/table_adding_mse.rst"),
     log:
-        "results/logs/adding/table_mse.log",
+        f"{RESULTS}/logs/adding/table_mse.log",
     conda:
         "../envs/geosparse.yaml"
     script:

@@ -10,6 +10,9 @@ import functools
 import itertools
 import json
 import shlex
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import jsonschema
@@ -41,6 +44,9 @@ def _validate_config():
 
 
 _validate_config()
+
+RESULTS = f"results/{config['name']}"
+"""Every output of this grid lives below this folder (``name`` from the config)."""
 
 RUN_ID = "{regularizer}-t{target}-s{seed}"
 """Run directory name: named regularizer, target sparsity, seed."""
@@ -97,8 +103,8 @@ def run_ids(task):
 
 
 def run_files(task, name):
-    """``results/<task>/<run-id>/<name>`` for every run of the grid, in ``run_records`` order."""
-    return [f"results/{task}/{run}/{name}" for run in run_ids(task)]
+    """``results/<grid>/<task>/<run-id>/<name>`` for every run of the grid, in ``run_records`` order."""
+    return [f"{RESULTS}/{task}/{run}/{name}" for run in run_ids(task)]
 
 
 @functools.cache
@@ -171,7 +177,7 @@ _check_grid()
 
 def table_outputs(name, caption):
     """CSV (in the report), Markdown and LaTeX outputs of table ``name``."""
-    stem = f"results/tables/{name}"
+    stem = f"{RESULTS}/tables/{name}"
     return {
         "csv": report(f"{stem}.csv", caption=caption, category="Tables",
                       labels={"task": name.split("_")[0], "table": name}),
@@ -182,25 +188,25 @@ def table_outputs(name, caption):
 
 def figure(name, caption):
     """A figure output marked for the Snakemake report."""
-    return report(f"results/figures/{name}.png", caption=caption, category="Figures",
+    return report(f"{RESULTS}/figures/{name}.png", caption=caption, category="Figures",
                   labels={"task": name.split("_")[0], "figure": name})
 
 
 TASK_OUTPUTS = {
     "navigation": [
-        *expand("results/tables/navigation_{table}.{ext}", table=["error", "lottery", "inference"],
+        *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference"],
                 ext=["csv", "md", "tex"]),
-        *expand("results/figures/navigation_{fig}.png",
+        *expand(f"{RESULTS}/figures/navigation_{{fig}}.png",
                 fig=["error_vs_sparsity", "comparison", "connectivity"]),
-        "results/summary.md",
-        "results/metrics.json",
+        f"{RESULTS}/summary.md",
+        f"{RESULTS}/metrics",
     ],
     "language": [
-        *expand("results/tables/language_scores.{ext}", ext=["csv", "md", "tex"]),
-        "results/figures/language_val_loss.png",
+        *expand(f"{RESULTS}/tables/language_scores.{{ext}}", ext=["csv", "md", "tex"]),
+        f"{RESULTS}/figures/language_val_loss.png",
     ],
     "adding": [
-        *expand("results/tables/adding_mse.{ext}", ext=["csv", "md", "tex"]),
+        *expand(f"{RESULTS}/tables/adding_mse.{{ext}}", ext=["csv", "md", "tex"]),
     ],
 }
 """Final targets per task (tables, figures, summary)."""
@@ -209,3 +215,30 @@ TASK_OUTPUTS = {
 def all_outputs():
     """Final targets of every task in the config."""
     return [path for task in enabled_tasks() for path in TASK_OUTPUTS[task]]
+
+
+REPORT = f"{RESULTS}/report.html"
+"""The grid's HTML report, written when a run that built every final target succeeds."""
+
+
+def write_report():
+    """``snakemake --report`` for this grid, with this run's full config (so ``--config``
+    overrides carry over), after a successful run in which every final target exists
+    (a run of a single target makes no report). Its log: ``<results>/logs/report.log``."""
+    if not all(Path(path).exists() for path in all_outputs()):
+        return
+    log = Path(RESULTS) / "logs" / "report.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(json.loads(json.dumps(config)), fh)
+    try:
+        with log.open("w") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "snakemake", "--nolock", "--snakefile",
+                 str(workflow.main_snakefile), "--configfile", fh.name, "--report", REPORT],
+                stdout=out, stderr=subprocess.STDOUT, check=False)
+    finally:
+        Path(fh.name).unlink()
+    if done.returncode != 0:
+        raise WorkflowError(f"the report {REPORT} could not be written; see {log}")
+    print(f"Report: {REPORT}", file=sys.stderr)

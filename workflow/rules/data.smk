@@ -20,7 +20,7 @@ rule wikitext2:
     params:
         dest=lambda wc, output: Path(output[0]).parent,
     log:
-        "results/logs/data/wikitext2.log",
+        f"{RESULTS}/logs/data/wikitext2.log",
     conda:
         "../envs/geosparse.yaml"
     shell:

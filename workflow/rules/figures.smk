@@ -3,11 +3,11 @@
 
 rule fig_navigation_error_vs_sparsity:
     input:
-        "results/tidy/navigation_sweep.csv",
+        f"{RESULTS}/tidy/navigation_sweep.csv",
     output:
         figure("navigation_error_vs_sparsity", "../report/fig_error_vs_sparsity.rst"),
     log:
-        "results/logs/navigation/fig_error_vs_sparsity.log",
+        f"{RESULTS}/logs/navigation/fig_error_vs_sparsity.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -16,12 +16,12 @@ rule fig_navigation_error_vs_sparsity:
 
 rule fig_navigation_comparison:
     input:
-        runs="results/tidy/navigation_runs.csv",
-        error="results/tables/navigation_error.csv",
+        runs=f"{RESULTS}/tidy/navigation_runs.csv",
+        error=f"{RESULTS}/tables/navigation_error.csv",
     output:
         figure("navigation_comparison", "../report/fig_comparison.rst"),
     log:
-        "results/logs/navigation/fig_comparison.log",
+        f"{RESULTS}/logs/navigation/fig_comparison.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -30,11 +30,11 @@ rule fig_navigation_comparison:
 
 rule fig_navigation_connectivity:
     input:
-        "results/tidy/navigation_connectivity.csv",
+        f"{RESULTS}/tidy/navigation_connectivity.csv",
     output:
         figure("navigation_connectivity", "../report/fig_connectivity.rst"),
     log:
-        "results/logs/navigation/fig_connectivity.log",
+        f"{RESULTS}/logs/navigation/fig_connectivity.log",
     conda:
         "../envs/geosparse.yaml"
     script:

@@ -1,5 +1,5 @@
 """Language modelling (WikiText-2, or the labelled FIXTURE corpus): one training job per
-run; the per-epoch validation losses go to results/tidy/language_history.csv."""
+run; the per-epoch validation losses go to results/<grid>/tidy/language_history.csv."""
 
 
 rule train_language:
@@ -11,7 +11,7 @@ rule train_language:
         # read from its data.dir as it is.
         data=wikitext2_files("language"),
     output:
-        metrics=f"results/language/{RUN_ID}/metrics.json",
+        metrics=f"{RESULTS}/language/{RUN_ID}/metrics.json",
     params:
         sets=lambda wc: set_args("language", wc.regularizer, wc.target),
         device=grid("language")["device"],
@@ -21,7 +21,7 @@ rule train_language:
         mem_mb=grid("language")["mem_mb"],
         runtime=grid("language")["runtime"],
     log:
-        f"results/logs/language/train/{RUN_ID}.log",
+        f"{RESULTS}/logs/language/train/{RUN_ID}.log",
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -34,11 +34,11 @@ rule train_language:
 rule table_language:
     """Test loss / perplexity / accuracy per regularizer and target, with the corpus."""
     input:
-        runs="results/tidy/language_runs.csv",
+        runs=f"{RESULTS}/tidy/language_runs.csv",
     output:
         **table_outputs("language_scores", "../report/table_language_scores.rst"),
     log:
-        "results/logs/language/table_scores.log",
+        f"{RESULTS}/logs/language/table_scores.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -48,12 +48,12 @@ rule table_language:
 rule fig_language_val_loss:
     """Validation loss per epoch and regularizer (the stability claim)."""
     input:
-        history="results/tidy/language_history.csv",
-        runs="results/tidy/language_runs.csv",
+        history=f"{RESULTS}/tidy/language_history.csv",
+        runs=f"{RESULTS}/tidy/language_runs.csv",
     output:
         figure("language_val_loss", "../report/fig_language_val_loss.rst"),
     log:
-        "results/logs/language/fig_val_loss.log",
+        f"{RESULTS}/logs/language/fig_val_loss.log",
     conda:
         "../envs/geosparse.yaml"
     script:

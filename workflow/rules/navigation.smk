@@ -10,7 +10,7 @@ rule train_navigation:
     output:
         # model_sparse.pt (and model_lottery.pt) are written beside it unless the run
         # diverged; downstream rules read them through metrics.json's status.
-        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
     params:
         sets=lambda wc: set_args("navigation", wc.regularizer, wc.target),
         device=grid("navigation")["device"],
@@ -20,7 +20,7 @@ rule train_navigation:
         mem_mb=grid("navigation")["mem_mb"],
         runtime=grid("navigation")["runtime"],
     log:
-        f"results/logs/navigation/train/{RUN_ID}.log",
+        f"{RESULTS}/logs/navigation/train/{RUN_ID}.log",
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -35,15 +35,15 @@ rule train_navigation:
 rule sweep_navigation:
     """Prune one finished run further to each sweep level and evaluate."""
     input:
-        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
     output:
-        f"results/navigation/{RUN_ID}/sweep.json",
+        f"{RESULTS}/navigation/{RUN_ID}/sweep.json",
     params:
         levels=grid("navigation")["sweep_levels"],
         rundir=lambda wc, input: Path(input.metrics).parent,
     threads: 1
     log:
-        f"results/logs/navigation/sweep/{RUN_ID}.log",
+        f"{RESULTS}/logs/navigation/sweep/{RUN_ID}.log",
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -55,14 +55,14 @@ rule sweep_navigation:
 rule connectivity_navigation:
     """|W_hh| against moduli distance for the geometric runs (first target and seed)."""
     input:
-        [f"results/navigation/{r['run_id']}/metrics.json" for r in geometric_runs("navigation")],
+        [f"{RESULTS}/navigation/{r['run_id']}/metrics.json" for r in geometric_runs("navigation")],
     output:
-        "results/tidy/navigation_connectivity.csv",
+        f"{RESULTS}/tidy/navigation_connectivity.csv",
     params:
         runs=geometric_runs("navigation"),
     threads: 1
     log:
-        "results/logs/navigation/connectivity.log",
+        f"{RESULTS}/logs/navigation/connectivity.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -75,9 +75,9 @@ rule sparse_inference_navigation:
     geometry order). Timings are taken on whatever else the machine runs at the time:
     the JSON records the load average before and after."""
     input:
-        metrics=f"results/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
     output:
-        f"results/navigation/{RUN_ID}/inference.json",
+        f"{RESULTS}/navigation/{RUN_ID}/inference.json",
     params:
         rundir=lambda wc, input: Path(input.metrics).parent,
         batches=grid("navigation")["sparse_inference"]["batches"],
@@ -86,7 +86,7 @@ rule sparse_inference_navigation:
         min_run_time=grid("navigation")["sparse_inference"]["min_run_time"],
     threads: grid("navigation")["sparse_inference"]["threads"]
     log:
-        f"results/logs/navigation/inference/{RUN_ID}.log",
+        f"{RESULTS}/logs/navigation/inference/{RUN_ID}.log",
     conda:
         "../envs/geosparse.yaml"
     shell:

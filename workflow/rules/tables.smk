@@ -2,15 +2,15 @@
 
 
 rule aggregate_runs:
-    """All metrics.json files of a task -> results/tidy/<task>_runs.csv."""
+    """All metrics.json files of a task -> results/<grid>/tidy/<task>_runs.csv."""
     input:
         lambda wc: run_files(wc.task, "metrics.json"),
     output:
-        "results/tidy/{task}_runs.csv",
+        f"{RESULTS}/tidy/{{task}}_runs.csv",
     params:
         runs=lambda wc: run_records(wc.task),
     log:
-        "results/logs/{task}/aggregate_runs.log",
+        f"{RESULTS}/logs/{{task}}/aggregate_runs.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -18,15 +18,15 @@ rule aggregate_runs:
 
 
 rule aggregate_sweeps:
-    """All sweep.json files of a task -> results/tidy/<task>_sweep.csv."""
+    """All sweep.json files of a task -> results/<grid>/tidy/<task>_sweep.csv."""
     input:
         lambda wc: run_files(wc.task, "sweep.json"),
     output:
-        "results/tidy/{task}_sweep.csv",
+        f"{RESULTS}/tidy/{{task}}_sweep.csv",
     params:
         runs=lambda wc: run_records(wc.task),
     log:
-        "results/logs/{task}/aggregate_sweeps.log",
+        f"{RESULTS}/logs/{{task}}/aggregate_sweeps.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -34,15 +34,15 @@ rule aggregate_sweeps:
 
 
 rule aggregate_history:
-    """The per-epoch history of every run of a task -> results/tidy/<task>_history.csv."""
+    """The per-epoch history of every run of a task -> results/<grid>/tidy/<task>_history.csv."""
     input:
         lambda wc: run_files(wc.task, "metrics.json"),
     output:
-        "results/tidy/{task}_history.csv",
+        f"{RESULTS}/tidy/{{task}}_history.csv",
     params:
         runs=lambda wc: run_records(wc.task),
     log:
-        "results/logs/{task}/aggregate_history.log",
+        f"{RESULTS}/logs/{{task}}/aggregate_history.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -50,15 +50,15 @@ rule aggregate_history:
 
 
 rule aggregate_inference:
-    """All inference.json files of the navigation grid -> results/tidy/navigation_inference.csv."""
+    """All inference.json files of the navigation grid -> results/<grid>/tidy/navigation_inference.csv."""
     input:
         run_files("navigation", "inference.json"),
     output:
-        "results/tidy/navigation_inference.csv",
+        f"{RESULTS}/tidy/navigation_inference.csv",
     params:
         runs=run_records("navigation"),
     log:
-        "results/logs/navigation/aggregate_inference.log",
+        f"{RESULTS}/logs/navigation/aggregate_inference.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -68,11 +68,11 @@ rule aggregate_inference:
 rule table_navigation_inference:
     """Sparse inference: speed-up, memory and block density per regularizer and format."""
     input:
-        inference="results/tidy/navigation_inference.csv",
+        inference=f"{RESULTS}/tidy/navigation_inference.csv",
     output:
         **table_outputs("navigation_inference", "../report/table_navigation_inference.rst"),
     log:
-        "results/logs/navigation/table_inference.log",
+        f"{RESULTS}/logs/navigation/table_inference.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -82,12 +82,12 @@ rule table_navigation_inference:
 rule table_navigation_error:
     """Error mean (std) per regularizer and target, paper values beside them."""
     input:
-        runs="results/tidy/navigation_runs.csv",
+        runs=f"{RESULTS}/tidy/navigation_runs.csv",
         paper=config["paper_results"]["navigation"],
     output:
         **table_outputs("navigation_error", "../report/table_navigation_error.rst"),
     log:
-        "results/logs/navigation/table_error.log",
+        f"{RESULTS}/logs/navigation/table_error.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -97,12 +97,12 @@ rule table_navigation_error:
 rule table_navigation_lottery:
     """Lottery-ticket control: sparse vs retrained error, paper values beside them."""
     input:
-        runs="results/tidy/navigation_runs.csv",
+        runs=f"{RESULTS}/tidy/navigation_runs.csv",
         paper=config["paper_results"]["navigation"],
     output:
         **table_outputs("navigation_lottery", "../report/table_navigation_lottery.rst"),
     log:
-        "results/logs/navigation/table_lottery.log",
+        f"{RESULTS}/logs/navigation/table_lottery.log",
     conda:
         "../envs/geosparse.yaml"
     script:
@@ -110,21 +110,21 @@ rule table_navigation_lottery:
 
 
 rule summary:
-    """The paper's claims in words with numbers, and results/metrics.json for DVC; the
+    """The paper's claims in words with numbers, and results/<grid>/metrics/ for DVC; the
     language and adding tables (when their grids are enabled) and the sparse-inference
     table as measured numbers."""
     input:
-        error="results/tables/navigation_error.csv",
-        lottery="results/tables/navigation_lottery.csv",
-        runs="results/tidy/navigation_runs.csv",
-        inference="results/tables/navigation_inference.csv",
-        language=["results/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
-        adding=["results/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
+        error=f"{RESULTS}/tables/navigation_error.csv",
+        lottery=f"{RESULTS}/tables/navigation_lottery.csv",
+        runs=f"{RESULTS}/tidy/navigation_runs.csv",
+        inference=f"{RESULTS}/tables/navigation_inference.csv",
+        language=[f"{RESULTS}/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
+        adding=[f"{RESULTS}/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
     output:
-        summary="results/summary.md",
-        metrics="results/metrics.json",
+        summary=f"{RESULTS}/summary.md",
+        metrics=directory(f"{RESULTS}/metrics"),
     log:
-        "results/logs/summary.log",
+        f"{RESULTS}/logs/summary.log",
     conda:
         "../envs/geosparse.yaml"
     script:

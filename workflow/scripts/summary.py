@@ -1,5 +1,6 @@
-"""results/summary.md (the paper's navigation claims, in words with numbers) and
-results/metrics.json (a small aggregate for ``dvc metrics show``), from the two tables;
+"""results/<grid>/summary.md (the paper's navigation claims, in words with numbers) and
+results/<grid>/metrics/ (small JSON files for ``dvc metrics show``: ``claims.json`` and
+one ``navigation_<regularizer>_t<target %>.json`` per table row), from the two tables;
 the language, adding and sparse-inference tables add measured numbers (no verdict).
 
 Verdict rules (stated in the summary itself):
@@ -154,9 +155,9 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame) -> tup
     for key, (ok, text) in claims.items():
         lines += [f"- {titles[key]}: **{_verdict(ok)}**. {text}"]
     lines += ["", "A verdict at a scale below the paper's is evidence about this scale only."]
-    metrics: dict = {"claims": {key: ok for key, (ok, _) in claims.items()}, "navigation": {}}
+    metrics: dict = {"claims": {key: ok for key, (ok, _) in claims.items()}}
     for row in error.itertuples(index=False):
-        metrics["navigation"][f"{row.regularizer}_t{round(100 * row.target)}"] = {
+        metrics[f"navigation_{row.regularizer}_t{round(100 * row.target)}"] = {
             "error_cm_mean": _num(row.error_cm_mean),
             "error_cm_std": _num(row.error_cm_std),
             "paper_error_cm_mean": _num(row.paper_error_cm_mean),
@@ -242,4 +243,9 @@ if smk is not None:
     if extra:
         text += "\n".join(extra) + "\n"
     Path(smk.output.summary).write_text(text)
-    Path(smk.output.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    # One small file per row of `dvc metrics show`: the claims, then one per regularizer
+    # and target (a few columns each, instead of one row of every number).
+    folder = Path(smk.output.metrics)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in metrics.items():
+        (folder / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
