@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Real-SLURM test of the workflow (CI, as root on a Debian machine): install Debian's
 # slurm-wlm and munge, start munged, slurmctld and slurmd on localhost (one node, no
-# accounting, one fake GPU so the profile's `gpu: 1` request is schedulable), run the
-# smoke workflow with profiles/slurm under `timeout -s KILL`, check that the training and
-# sweep jobs went through sbatch and that the outputs exist, and stop the daemons by PID.
+# accounting, one fake GPU so a `gpu: 1` request is schedulable), run the smoke workflow
+# with profiles/slurm under `timeout -s KILL` (navigation switched to `device: auto` with
+# 2 threads, so its training jobs ask for a GPU and train on the CPU here; language and
+# adding stay `device: cpu`), then check from slurmctld's own job records (scontrol) that
+# exactly the GPU-device training jobs asked for a GPU, that threads reached
+# --cpus-per-task, that the cheap rules ran locally, and that the outputs exist; stop
+# the daemons by PID.
 # Usage: .ci/slurm_test.sh [WORKDIR]   (default: a new temporary directory)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,7 +69,7 @@ JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-MinJobAge=$((INIT_SECONDS * 3 > 300 ? INIT_SECONDS * 3 : 300))
+MinJobAge=3600                     # >= 3 x INIT_SECONDS for squeue; finished jobs stay in scontrol
 ReturnToService=2
 GresTypes=gpu
 NodeName=localhost CPUs=${CPUS} RealMemory=${MEM_MB} Gres=gpu:1 State=UNKNOWN
@@ -92,26 +96,56 @@ START=$SECONDS
 # snakemake may ignore SIGTERM: KILL at the limit; in the background so that the exit
 # trap can stop it too
 # (--verbose logs every sbatch call; SLURM logs of successful jobs are kept to count them)
+# This cluster has no accounting (sacct fails): squeue, as profiles/slurm documents.
+cat > ci-cluster.yaml <<'YAML'
+tasks: {navigation: {device: auto, threads: 2}}
+YAML
 timeout -s KILL "$LIMIT_SECONDS" snakemake --profile profiles/slurm \
-    --configfile config/smoke.yaml --jobs "$CPUS" --verbose --slurm-keep-successful-logs \
+    --configfile config/smoke.yaml ci-cluster.yaml --jobs "$CPUS" --verbose \
+    --slurm-keep-successful-logs --slurm-status-command squeue \
     --slurm-init-seconds-before-status-checks "$INIT_SECONDS" > snakemake.log 2>&1 &
 PIDS=("$!" "${PIDS[@]}")
 wait "${PIDS[0]}" || { log "snakemake failed or timed out (rc $?)"; tail -50 snakemake.log; exit 1; }
 log "workflow finished in $((SECONDS - START)) s"
 
-# checks: every training and sweep job was an sbatch job with a SLURM log; training
-# jobs asked for a GPU; the small rules ran locally (localrules); the outputs exist
-RUNS="$(python3 -c "import yaml; g = yaml.safe_load(open('config/smoke.yaml'))['tasks']['navigation']; \
-print(len(g['regularizers']) * len(g['targets']) * len(g['seeds']))")"
-for rule in train_navigation sweep_navigation; do
-    n="$(find ".snakemake/slurm_logs/rule_$rule" -name '*.log' | wc -l)"
-    log "$rule: $n SLURM job logs for $RUNS runs"
-    [ "$n" -eq "$RUNS" ] || { log "FAIL: $rule did not go through sbatch"; exit 1; }
+# checks, from slurmctld's records of every job this test submitted (MinJobAge keeps
+# finished jobs): one record per job, its rule from the plugin's --comment
+scontrol -o show job > jobs.txt
+rule_of() { sed -n 's/.*Comment=rule_\([a-z_]*\)_wildcards_.*/\1/p; t; s/.*Comment=rule_\([a-z_]*\) .*/\1/p'; }
+count() { grep -c "$1" jobs.txt || true; }
+RUNS="$(python3 -c "import yaml; g = yaml.safe_load(open('config/smoke.yaml'))['tasks']; \
+print(' '.join(str(len(g[t]['regularizers']) * len(g[t]['targets']) * len(g[t]['seeds'])) \
+for t in ('navigation', 'language', 'adding')))")"
+read -r NAV LANG ADD <<< "$RUNS"
+log "submitted jobs by rule: $(rule_of < jobs.txt | sort | uniq -c | tr '\n' ' ')"
+check() {  # check RULE EXPECTED_JOBS GPU(yes|no) [CPUS]
+    local rule=$1 want=$2 gpu=$3 cpus=${4:-}
+    local n; n="$(count "Comment=rule_${rule}[_ ]")"
+    [ "$n" -eq "$want" ] || { log "FAIL: $rule: $n SLURM jobs, expected $want"; exit 1; }
+    local with_gpu; with_gpu="$(grep "Comment=rule_${rule}[_ ]" jobs.txt | grep -cE 'gres[/:]gpu' || true)"
+    if [ "$gpu" = yes ]; then
+        [ "$with_gpu" -eq "$want" ] || { log "FAIL: $rule: $with_gpu of $want jobs asked for a GPU"; exit 1; }
+    else
+        [ "$with_gpu" -eq 0 ] || { log "FAIL: $rule: $with_gpu CPU-only jobs asked for a GPU"; exit 1; }
+    fi
+    if [ -n "$cpus" ]; then
+        local right; right="$(grep "Comment=rule_${rule}[_ ]" jobs.txt | grep -c " NumCPUs=$cpus " || true)"
+        [ "$right" -eq "$want" ] || { log "FAIL: $rule: $right of $want jobs got $cpus CPUs"; exit 1; }
+    fi
+    log "$rule: $n jobs, GPU $gpu${cpus:+, $cpus CPUs}: ok"
+}
+check train_navigation "$NAV" yes 2     # device auto -> one GPU; threads 2 -> 2 CPUs
+check train_language "$LANG" no 1       # device cpu -> no GPU
+check train_adding "$ADD" no 1
+check sweep_navigation "$NAV" no
+check sparse_inference_navigation "$NAV" no
+check connectivity_navigation 1 no
+for rule in $(rule_of < jobs.txt | sort -u); do
+    case "$rule" in
+        train_navigation|train_language|train_adding|sweep_navigation|sparse_inference_navigation|connectivity_navigation) ;;
+        *) log "FAIL: $rule went to SLURM (a localrule)"; exit 1;;
+    esac
 done
-n="$(grep -c 'sbatch call: .*--gpus=1' snakemake.log || true)"
-log "sbatch calls with --gpus=1: $n"
-[ "$n" -eq "$RUNS" ] || { log "FAIL: expected $RUNS GPU training jobs"; exit 1; }
-[ ! -d .snakemake/slurm_logs/rule_summary ] || { log "FAIL: summary went to SLURM"; exit 1; }
 for f in results/smoke/tables/navigation_error.csv results/smoke/tables/navigation_lottery.csv \
          results/smoke/figures/navigation_comparison.png results/smoke/summary.md \
          results/smoke/metrics/claims.json results/smoke/report.html; do

@@ -17,6 +17,7 @@ rule train_adding:
     resources:
         mem_mb=grid("adding")["mem_mb"],
         runtime=grid("adding")["runtime"],
+        gpu=gpus("adding"),
     log:
         f"{RESULTS}/logs/adding/train/{RUN_ID}.log",
     conda:

@@ -21,13 +21,17 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from geosparse.config import ConfigError, resolve
+from geosparse.config import ConfigError, extends_chain, nonfinite_errors, resolve
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 
 
 def _validate_config():
-    """``snakemake.utils.validate``; on failure, one line per error naming the key."""
+    """``snakemake.utils.validate``; on failure, one line per error naming the key. Every
+    number must be finite (a schema bound does not reject NaN)."""
+    nonfinite = nonfinite_errors(config)
+    if nonfinite:
+        raise WorkflowError("invalid pipeline config:\n  " + "\n  ".join(nonfinite))
     try:
         validate(config, str(SCHEMA))
     except WorkflowError:
@@ -65,6 +69,14 @@ wildcard_constraints:
 def grid(task):
     """The ``tasks.<task>`` section of the config."""
     return config["tasks"][task]
+
+
+def gpus(task):
+    """GPUs one training job of ``task`` asks for (resource ``gpu``; sbatch --gpus on
+    SLURM): 1 unless the grid pins its runs to the CPU (``device: cpu``). ``auto`` and
+    ``cuda`` train on a GPU when the job has one, so they get one. The task's ``device``
+    is the one source of truth; sweeps, timings and tables never ask for a GPU."""
+    return 0 if grid(task)["device"] == "cpu" else 1
 
 
 def enabled_tasks():
@@ -135,13 +147,9 @@ def set_args(task, regularizer, target):
 
 
 def config_chain(path):
-    """``path`` and every file it ``extends`` (the inputs a run config depends on)."""
-    chain = [Path(path)]
-    while True:
-        parent = (yaml.safe_load(chain[-1].read_text()) or {}).get("extends")
-        if parent is None:
-            return [str(p) for p in chain]
-        chain.append(chain[-1].parent / parent)
+    """``path`` and every file it ``extends`` (the inputs a run config depends on), as
+    geosparse resolves them."""
+    return [str(p) for p in extends_chain(path)]
 
 
 def geometric_runs(task):

@@ -25,3 +25,8 @@ rule wikitext2:
         "../envs/geosparse.yaml"
     shell:
         "geosparse data wikitext2 --dest {params.dest:q} --config {input.spec:q} > {log:q} 2>&1"
+
+
+# Downloads run where Snakemake runs (compute nodes often have no internet).
+localrules:
+    wikitext2,

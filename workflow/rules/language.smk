@@ -20,6 +20,7 @@ rule train_language:
     resources:
         mem_mb=grid("language")["mem_mb"],
         runtime=grid("language")["runtime"],
+        gpu=gpus("language"),
     log:
         f"{RESULTS}/logs/language/train/{RUN_ID}.log",
     conda:

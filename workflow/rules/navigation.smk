@@ -19,6 +19,7 @@ rule train_navigation:
     resources:
         mem_mb=grid("navigation")["mem_mb"],
         runtime=grid("navigation")["runtime"],
+        gpu=gpus("navigation"),
     log:
         f"{RESULTS}/logs/navigation/train/{RUN_ID}.log",
     conda:
