@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from geosparse.config import resolve
+from geosparse.precision import configure as configure_precision
 from geosparse.runio import describe_device, select_device
 from geosparse.tasks.navigation_training import NavigationRun
 from geosparse.training import TRAIN_STEP_LABEL, optimization_step
@@ -41,31 +42,32 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_steps(run: NavigationRun, optimizer: torch.optim.Optimizer, grad_clip: float | None, steps: int) -> None:
+def run_steps(run: NavigationRun, optimizer: torch.optim.Optimizer, training: dict, steps: int) -> None:
+    """``steps`` Trainer steps with the config's ``training`` clipping and precision."""
     for _ in range(steps):
-        optimization_step(run, optimizer, grad_clip)
+        optimization_step(run, optimizer, training["grad_clip"], training["precision"])
     _sync(run.device)
 
 
-def seconds_per_step(run: NavigationRun, grad_clip: float | None, steps: int, warmup: int) -> float:
+def seconds_per_step(run: NavigationRun, training: dict, steps: int, warmup: int) -> float:
     """Wall seconds per training step, averaged over ``steps`` after ``warmup`` steps."""
     optimizer = run.new_optimizer()
-    run_steps(run, optimizer, grad_clip, warmup)
+    run_steps(run, optimizer, training, warmup)
     started = time.perf_counter()
-    run_steps(run, optimizer, grad_clip, steps)
+    run_steps(run, optimizer, training, steps)
     return (time.perf_counter() - started) / steps
 
 
-def profile_table(run: NavigationRun, grad_clip: float | None, steps: int) -> str:
+def profile_table(run: NavigationRun, training: dict, steps: int) -> str:
     """Phases (``geosparse:*`` ranges) and top operators of ``steps`` profiled steps."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     on_gpu = run.device.type == "cuda"
     if on_gpu:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     optimizer = run.new_optimizer()
-    run_steps(run, optimizer, grad_clip, 1)
+    run_steps(run, optimizer, training, 1)
     with torch.profiler.profile(activities=activities) as prof:
-        run_steps(run, optimizer, grad_clip, steps)
+        run_steps(run, optimizer, training, steps)
     events = prof.key_averages()
     labelled = sorted((e for e in events if e.key.startswith(LABEL)), key=lambda e: -e.cpu_time_total)
     # the train_step range encloses batch, forward, loss and error: shown, not summed
@@ -98,26 +100,25 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = resolve(args.config, "navigation", args.overrides)
     device = select_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    grad_clip = config["training"]["grad_clip"]
+    training = config["training"]
+    configure_precision(training["precision"])   # --set training.precision=bf16 to compare
     traj = config["trajectory"]
     rows = []
     for sparsity in args.sparsities:
         run = NavigationRun(config, seed=0, device=device)
         run.start_phase("sparse")
         run.pruner.prune_to(sparsity)
-        seconds = seconds_per_step(run, grad_clip, args.steps, args.warmup)
+        seconds = seconds_per_step(run, training, args.steps, args.warmup)
         rows.append({"config": args.config.name, "device": describe_device(device),
                      "n_hidden": config["model"]["n_hidden"], "n_place_cells": config["place_cells"]["n"],
                      "batch": traj["batch_size"], "seq": traj["sequence_length"], "sparsity": sparsity,
+                     "precision": training["precision"],
                      "steps_per_s": round(1 / seconds, 3), "ms_per_step": round(1000 * seconds, 2)})
         if len(rows) == 1:
             print(",".join(rows[0]))
         print(",".join(str(v) for v in rows[-1].values()), flush=True)
         if args.profile:
-            print(profile_table(run, grad_clip, args.profile_steps), flush=True)
+            print(profile_table(run, training, args.profile_steps), flush=True)
     if args.csv:
         with args.csv.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

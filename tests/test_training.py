@@ -459,3 +459,40 @@ def test_resume_on_cuda(tmp_path, monkeypatch):
     assert resumed["status"] == "completed"
     assert len(resumed["history"]) == len(straight["history"])  # GPU runs need not be bitwise equal
     assert "resuming sparse at epoch 1" in (tmp_path / "crashed" / "train.log").read_text()
+
+
+def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_path):
+    """training.precision: fp32 (the CPU default, TF32 off) and bf16 (bfloat16 autocast of
+    the forward pass, float32 master weights) both run on the CPU; metrics.json says what
+    ran; pruned weights of the bf16 model are exact zeros in float32."""
+    names = {"encoder": "encoder.weight", "W_ih": "rnn.weight_ih_l0",
+             "W_hh": "rnn.weight_hh_l0", "decoder": "decoder.weight"}
+    results = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert main(cli_args(out, f"training.precision={precision}")) == 0
+        metrics = read_metrics(out)
+        assert metrics["precision"] == {
+            "setting": precision, "autocast_dtype": "bfloat16" if precision == "bf16" else None,
+            "master_weights": "float32", "device_type": "cpu", "tf32_matmul": False,
+            "tf32_cudnn": False, "float32_matmul_precision": "highest"}
+        saved = torch.load(out / "model_sparse.pt", weights_only=True)
+        for group, mask in saved["masks"].items():
+            weight = saved["model"][names[group]]
+            assert weight.dtype == torch.float32
+            assert (weight[~mask] == 0).all() and (~mask).any()
+        assert metrics["final"]["W_hh_sparsity"] == pytest.approx(0.9, abs=0.01)
+        results[precision] = metrics["final"]["error_cm"]
+    assert results["fp32"] != results["bf16"]          # autocast really changed the arithmetic
+
+
+def test_tf32_precision_sets_the_cuda_switches(tmp_path):
+    from geosparse import precision
+
+    try:
+        precision.configure("tf32")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        precision.configure("fp32")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        precision.configure("fp32")

@@ -63,6 +63,58 @@ def test_dry_run_lists_the_grid(config):
     assert outputs and all(p.startswith(f"results/{grid_name(config)}/") for p in outputs)
 
 
+def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        resources = re.search(r"^\s+resources: (.+)$", block, re.M)
+        if rule:
+            pairs = (item.split("=", 1) for item in resources[1].split(", ")) if resources else ()
+            jobs.append((rule[1], dict(pairs)))
+    return jobs
+
+
+@pytest.mark.parametrize(("config", "gpu_tasks"), [("config/config.yaml", set()),
+                                                    ("config/smoke.yaml", set()),
+                                                    ("config/paper.yaml", {"navigation", "language", "adding"})])
+@pytest.mark.parametrize("profile", ["profiles/slurm", "profiles/workstation"])
+def test_a_job_asks_for_a_gpu_exactly_when_it_trains_on_one(config, gpu_tasks, profile):
+    """Training jobs of a task with device auto/cuda ask for one GPU (gpu=1 -> sbatch
+    --gpus=1), device: cpu ones and every other job for none. (Threads reaching
+    --cpus-per-task is checked on a real cluster: .ci/slurm_test.sh.)"""
+    result = snakemake("-n", "--forceall", "--profile", profile, "--configfile", config)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout + result.stderr)
+    grids = {**yaml.safe_load((REPO / "config/config.yaml").read_text())["tasks"],
+             **yaml.safe_load((REPO / config).read_text())["tasks"]}
+    assert {t for t, g in grids.items() if g.get("enabled", True) and g["device"] != "cpu"} == gpu_tasks
+    trains = [(rule, res) for rule, res in jobs if rule.startswith("train_")]
+    assert len(trains) == sum(grid_size(config, t) for t in ("navigation", "language", "adding"))
+    for rule, resources in jobs:
+        wants = rule.startswith("train_") and rule.removeprefix("train_") in gpu_tasks
+        assert resources.get("gpu", "0") == ("1" if wants else "0"), (rule, resources)
+
+
+def test_workflow_profile_holds_nothing_machine_specific():
+    """Snakemake applies profiles/default to every run here, cluster runs included."""
+    profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert not set(profile) & {"cores", "jobs", "resources", "executor", "default-resources",
+                               "set-resources", "set-threads"}
+    slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert "slurm-status-command" not in slurm   # the plugin's default (sacct where it works)
+    assert "set-resources" not in slurm          # GPUs come from the tasks' device setting
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e400"])
+def test_pipeline_config_refuses_nonfinite_numbers(tmp_path, value):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"tasks:\n  navigation:\n    sparse_inference:\n      min_run_time: {value}\n")
+    result = snakemake("-n", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "'tasks.navigation.sparse_inference.min_run_time': must be a finite number" in result.stderr
+
+
 def test_grid_names_are_distinct():
     names = [grid_name(c) for c in ("config/config.yaml", "config/smoke.yaml", "config/paper.yaml")]
     assert names == ["default", "smoke", "paper"]

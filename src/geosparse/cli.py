@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -113,16 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
 
     from geosparse.runio import select_device
     from geosparse.training import Trainer
 
     config = resolve(args.config, args.task, args.overrides)
     device = select_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    _check_run_dir(args.out)
     target, headline = RUNS[args.task]
     module, name = target.split(":")
     task = getattr(importlib.import_module(module), name)(config, args.seed, device)
@@ -131,6 +129,20 @@ def _train(args: argparse.Namespace) -> int:
     print(f"status={metrics['status']} {headline}={final.get(headline)} "
           f"W_hh_sparsity={final.get('W_hh_sparsity')} -> {args.out / 'metrics.json'}")
     return 0
+
+
+def _check_run_dir(out: Path) -> None:
+    """``--out`` must be a folder, or creatable as one, that this process can write.
+    Checked before any work and without creating anything (the Trainer creates it)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: cannot create the run folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable")
 
 
 def _sweep(args: argparse.Namespace) -> int:

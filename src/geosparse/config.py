@@ -9,6 +9,7 @@ work starts; errors name the key and, where the schema has them, the allowed val
 from __future__ import annotations
 
 import copy
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -20,8 +21,23 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the key."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` / ``1E5`` as floats (YAML 1.2), not strings."""
+    """SafeLoader that also reads ``1e-3`` / ``1E5`` as floats (YAML 1.2), not strings,
+    and refuses a key repeated in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -36,10 +52,6 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
-class ConfigError(ValueError):
-    """A config file or value is invalid; the message names the key."""
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` into a copy of ``base``."""
     merged = copy.deepcopy(base)
@@ -51,19 +63,53 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a config file, resolving ``extends`` chains."""
+def read_yaml_file(path: str | Path) -> dict:
+    """One config file as a mapping; a missing file, a YAML syntax error (with its line),
+    a repeated key or a top level that is not a mapping raise ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    with path.open() as fh:
-        data = parse_yaml(fh.read()) or {}
+    try:
+        data = parse_yaml(path.read_text()) or {}
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"config file {path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    return deep_merge(load_yaml(path.parent / parent), data)
+    return data
+
+
+def extends_chain(path: str | Path) -> list[Path]:
+    """``path`` and every file it ``extends``, child first (``extends`` is a path relative
+    to the file). A cycle or an ``extends`` that is not one file name raises ConfigError."""
+    chain = [Path(path)]
+    while True:
+        parent = read_yaml_file(chain[-1]).get("extends")
+        if parent is None:
+            return chain
+        if not isinstance(parent, str):
+            raise ConfigError(f"config file {chain[-1]}: 'extends' must be one file name, "
+                              f"got {parent!r}")
+        nxt = chain[-1].parent / parent
+        if any(nxt.resolve() == p.resolve() for p in chain):
+            cycle = " -> ".join(str(p) for p in [*chain, nxt])
+            raise ConfigError(f"config files extend each other in a cycle: {cycle}")
+        chain.append(nxt)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a config file, resolving ``extends`` chains (parents first, children merged
+    over them)."""
+    merged: dict = {}
+    for file in reversed(extends_chain(path)):
+        data = read_yaml_file(file)
+        data.pop("extends", None)
+        merged = deep_merge(merged, data)
+    return merged
 
 
 def apply_overrides(config: dict, assignments: list[str]) -> dict:
@@ -80,7 +126,10 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
             node = child
-        node[leaf] = parse_yaml(raw)
+        try:
+            node[leaf] = parse_yaml(raw)
+        except (yaml.YAMLError, ConfigError) as error:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({error})") from None
     return config
 
 
@@ -106,6 +155,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     message = error.message
     schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and "properties" in schema:
+        message += f"; allowed keys: {sorted(schema['properties'])}"
     if "enum" in schema and "is not one of" not in message:
         message += f"; allowed values: {schema['enum']}"
     if "oneOf" in schema:  # e.g. regularizer.scale: a number or one of some names
@@ -120,13 +171,35 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key {key!r}: {message}"
 
 
+def nonfinite_keys(value: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every NaN or infinite number in a config (``1e400`` and ``.inf``
+    parse as inf, ``.nan`` as NaN; a JSON-schema bound never rejects NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [prefix or "<top level>"]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    return [key for k, v in items for key in nonfinite_keys(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
+def nonfinite_errors(config: dict) -> list[str]:
+    """One message per NaN / infinite number of ``config``, naming its key."""
+    return [f"config key {key!r}: must be a finite number (NaN and infinity are not allowed)"
+            for key in nonfinite_keys(config)]
+
+
 def validate(config: dict, task: str) -> dict:
-    """Validate ``config`` against ``task``'s schema; raise ConfigError naming the key."""
+    """Validate ``config`` against ``task``'s schema; raise ConfigError naming the key.
+    Every number must also be finite."""
     schema = load_schema(task)
     validator = jsonschema.Draft202012Validator(schema, registry=_registry())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
+    messages = nonfinite_errors(config) + [_describe(e) for e in errors]
+    if messages:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config
 
 

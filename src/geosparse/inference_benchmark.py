@@ -20,7 +20,6 @@ covers synthetic masks at N = 1024 / 4096.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils import benchmark as tb
 
+from geosparse.files import read_json
 from geosparse.runio import derive_seed, describe_device, versions
 from geosparse.sparse import SparseNavigationRNN, block_densities, load_run
 from geosparse.tasks.navigation import TrajectoryGenerator
@@ -121,7 +121,7 @@ def benchmark_run(
     ``_stored``). Times are medians in ms on the CPU with torch's current thread count.
     """
     metrics_path = Path(run_dir) / "metrics.json"
-    status = json.loads(metrics_path.read_text()).get("status") if metrics_path.is_file() else None
+    status = read_json(metrics_path).get("status") if metrics_path.is_file() else None
     if status not in (None, "completed"):  # e.g. diverged: no final model, nothing to time
         return {"run": str(run_dir), "status": status, "info": None, "rows": []}
     started = time.perf_counter()

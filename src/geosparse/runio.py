@@ -16,11 +16,23 @@ import torch
 
 import geosparse
 
+TEMP_SUFFIX = ".tmp"
+"""Atomic writes go to ``.<name>.<random>.tmp`` beside the target, then are renamed."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 def _atomic(path: Path, write) -> None:
+    """Write ``path`` through a temp file + rename, with the permissions a plain ``open``
+    would give (mkstemp's 0600 honours no umask: colleagues could not read results)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -42,10 +54,33 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     _atomic(Path(path), lambda fh: torch.save(state, fh))
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """``torch.load`` with ``weights_only=True`` (no arbitrary code from the file)."""
-    return torch.load(path, map_location=device, weights_only=True)
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temp files of atomic writes that a killed process left in ``folder``
+    (``.checkpoint.pt.<random>.tmp`` and the like); a run folder has one writer, so at
+    its start every such file is stale. Returns the deleted paths."""
+    stale = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """``torch.load`` with ``weights_only=True`` (no arbitrary code from the file). A file
+    that is not a valid checkpoint (truncated, random bytes, empty, or holding objects
+    other than tensors and plain containers) raises ValueError naming the file; torch's
+    own message is not passed on, since it suggests the unsafe ``weights_only=False``."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as error:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(
+            f"{path} is not a valid geosparse checkpoint ({type(error).__name__}: truncated, "
+            "corrupt, or not written by geosparse; it is never loaded as arbitrary pickled "
+            f"objects). Delete it to start over (a run folder's checkpoint.pt: the run then "
+            "restarts from its first epoch)."
+        ) from None
 
 def derive_seed(seed: int, purpose: str) -> int:
     """A stable 63-bit seed for one random stream (``purpose``) of run ``seed``."""
@@ -57,7 +92,12 @@ def select_device(name: str = "auto") -> torch.device:
     """``auto`` -> cuda if available, else cpu; otherwise ``torch.device(name)``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: allowed values: auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine")
     return device
@@ -69,10 +109,49 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def _cpu_model() -> str:
+    """``model name (family F, model M)`` from /proc/cpuinfo (names like "Intel Xeon
+    Processor" hide the generation; family/model tell it), else what platform knows."""
+    try:
+        fields: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except (OSError, KeyError):
+        return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What decides a CPU run's floating-point results besides config and seed: the CPU,
+    the kernel path torch dispatches to, threads and the BLAS / oneDNN settings. Runs on
+    different CPUs can differ in the last bits, which training amplifies (README)."""
+    return {
+        "cpu_model": _cpu_model(),
+        "machine": platform.machine(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "mkl": torch.backends.mkl.is_available(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR",
+                                           "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
+                if k in os.environ},
+    }
+
+
+def _numpy_version() -> str:
+    try:
+        import numpy
+    except ImportError:
+        return "none"
+    return numpy.__version__
+
+
 def versions() -> dict[str, str]:
     return {
         "geosparse": geosparse.__version__,
         "torch": torch.__version__,
+        "numpy": _numpy_version(),
         "python": sys.version.split()[0],
         "cuda": torch.version.cuda or "none",
     }

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from geosparse.files import read_json
 from geosparse.moduli import ModuliSpace, get_space
 from geosparse.runio import _atomic, load_checkpoint
 
@@ -454,7 +455,7 @@ def load_run(run_dir: str | Path):
     metrics_path, model_path = run_dir / "metrics.json", run_dir / "model_sparse.pt"
     if not metrics_path.is_file():
         raise ValueError(f"{metrics_path} not found: --run must be a finished run directory")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = read_json(metrics_path)
     if metrics.get("config", {}).get("task") != "navigation":
         raise ValueError(f"{run_dir} is not a navigation run (export supports navigation only)")
     if metrics.get("status") != "completed" or not model_path.is_file():

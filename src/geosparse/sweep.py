@@ -13,12 +13,12 @@ result has its ``status`` and no levels. The run directory is never modified.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
 from geosparse.runio import load_checkpoint, write_json
 from geosparse.tasks.navigation_training import NavigationRun
@@ -31,7 +31,7 @@ def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
     for level in levels:
         if not 0 <= level < 1:
             raise ValueError(f"sweep level must be in [0, 1), got {level!r}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_json(run_dir / "metrics.json")
     if metrics["status"] != "completed":
         return {
             "run": str(run_dir),

@@ -21,11 +21,16 @@ from torch import nn
 from torch.profiler import record_function
 from tqdm import tqdm
 
+from geosparse.precision import autocast as precision_autocast
+from geosparse.precision import configure as configure_precision
+from geosparse.precision import describe as describe_precision
 from geosparse.pruning import MagnitudePruner, lottery_ticket_reinit, scheduled_fraction
 from geosparse.runio import (
     derive_seed,
     describe_device,
     load_checkpoint,
+    machine,
+    remove_stale_temps,
     save_checkpoint,
     setup_logging,
     versions,
@@ -78,16 +83,19 @@ TRAIN_STEP_LABEL = "geosparse:train_step (batch, forward, loss)"
 
 
 def optimization_step(
-    task: TaskRun, optimizer: torch.optim.Optimizer, grad_clip: float | None
+    task: TaskRun, optimizer: torch.optim.Optimizer, grad_clip: float | None, precision: str = "fp32"
 ) -> dict[str, torch.Tensor]:
-    """One training step of ``task``: forward, backward, clip, optimizer step, masks.
+    """One training step of ``task``: forward (under ``precision``'s autocast), backward,
+    clip, optimizer step, masks.
 
-    Returns ``task.train_step()``'s stats. The phases are labelled ``geosparse:*`` for
+    Returns ``task.train_step()``'s stats, ``loss`` in float32. The phases are labelled ``geosparse:*`` for
     ``torch.profiler`` (``benchmarks/train_step.py --profile``); the labels cost ~1 us
     when no profiler runs.
     """
-    with record_function(TRAIN_STEP_LABEL):
+    device = next(task.model.parameters()).device
+    with record_function(TRAIN_STEP_LABEL), precision_autocast(precision, device):
         stats = task.train_step()
+    stats["loss"] = stats["loss"].float()
     with record_function("geosparse:backward"):
         optimizer.zero_grad(set_to_none=True)
         stats["loss"].backward()
@@ -117,6 +125,7 @@ class Trainer:
         self.total_epochs = training["epochs"] + training["finetune_epochs"]
         self.steps = training.get("steps_per_epoch") or task.steps_per_epoch
         self.grad_clip = training.get("grad_clip")
+        self.precision = training["precision"]
         self.target, self.schedule = pruning["target"], pruning["schedule"]
         self.phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
 
@@ -128,6 +137,9 @@ class Trainer:
         return scheduled_fraction(min(epoch, self.epochs - 1), self.epochs, self.target, self.schedule)
 
     def run(self) -> dict:
+        configure_precision(self.precision)
+        for stale in remove_stale_temps(self.out):  # left by a process killed mid-write
+            self.log.info("removed stale temporary file %s", stale)
         state, optimizer_state = self._resume_state()
         optimizer = None
         for phase in self.phases[self.phases.index(state["phase"]):]:
@@ -174,7 +186,7 @@ class Trainer:
                    leave=False, disable=None)
         self.task.model.train()
         for _ in bar:
-            stats = optimization_step(self.task, optimizer, self.grad_clip)
+            stats = optimization_step(self.task, optimizer, self.grad_clip, self.precision)
             for key, value in stats.items():
                 value = value.detach()
                 sums[key] = sums[key] + value if key in sums else value
@@ -238,6 +250,8 @@ class Trainer:
             "config": self.config,
             "versions": versions(),
             "device": describe_device(self.device),
+            "machine": machine(),
+            "precision": describe_precision(self.precision, self.device),
             "wall_time_s": state["wall_time_s"],
             "history": state["history"],
             "final": state["results"].get("sparse"),

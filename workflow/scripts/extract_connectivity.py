@@ -8,13 +8,13 @@ centre), n_pairs, mean_abs_weight, fraction_kept (nonzero W_hh), mean_coefficien
 regularizer's R_ij). Runs that did not complete are skipped.
 """
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tables_io import snakemake_job
 
+from geosparse.files import read_json
 from geosparse.runio import load_checkpoint
 from geosparse.tasks.navigation_training import NavigationRun
 
@@ -54,7 +54,7 @@ def extract(paths: list[str], records: list[dict]) -> pd.DataFrame:
     """The tidy connectivity table of the runs whose metrics.json files are ``paths``."""
     frames = []
     for path, record in zip(paths, records, strict=True):
-        metrics = json.loads(Path(path).read_text())
+        metrics = read_json(path)
         if metrics["status"] != "completed":
             continue
         run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))

@@ -1,11 +1,12 @@
 """Shared helpers of the table, figure and summary scripts (no training, no models)."""
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from geosparse.files import read_json
 
 LATEX_ESCAPES = {
     "&": r"\&",
@@ -144,4 +145,4 @@ def read_run_files(paths: list[str], records: list[dict], kind: str) -> Iterator
     if len(paths) != len(records):
         raise ValueError(f"{len(paths)} {kind} files for {len(records)} runs")
     for path, record in zip(paths, records, strict=True):
-        yield json.loads(Path(path).read_text()), record
+        yield read_json(path), record

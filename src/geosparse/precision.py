@@ -1,0 +1,51 @@
+"""Numeric precision of a training run (config key ``training.precision``).
+
+- ``fp32``: float32 everywhere; TF32 off for CUDA matmuls and cuDNN (PyTorch turns
+  cuDNN's TF32 on by default, so this is set explicitly).
+- ``tf32``: float32 storage, TF32 tensor-core products on CUDA (Ampere and newer); on a
+  CPU the same as fp32.
+- ``bf16``: ``torch.autocast`` to bfloat16 for the forward pass (loss + penalty), with
+  float32 master weights, optimizer state and masks; the loss is returned in float32,
+  and pruned weights stay exact zeros (masks are applied to the float32 weights after
+  each step). The final evaluation runs in float32.
+
+The flags are process-wide; ``configure`` sets them and ``describe`` records what ran
+(``metrics.json`` key ``precision``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def configure(precision: str) -> None:
+    """Set torch's TF32 switches for ``precision`` (they only act on CUDA)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"config key 'training.precision': {precision!r}; allowed values: {list(PRECISIONS)}")
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The forward-pass context: bfloat16 autocast for ``bf16``, else nothing."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def describe(precision: str, device: torch.device) -> dict:
+    """What ran: the setting, the autocast dtype and torch's TF32 / matmul flags."""
+    return {
+        "setting": precision,
+        "autocast_dtype": "bfloat16" if precision == "bf16" else None,
+        "master_weights": "float32",
+        "device_type": device.type,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }

@@ -1,0 +1,230 @@
+"""Hostile input, as a user meets it: every case exits 2 (or raises a ValueError naming the
+key or file), before any work, and leaves nothing behind. In-process, seconds in all."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, SMOKE, cli_args
+from geosparse.cli import main
+from geosparse.config import ConfigError, load_yaml, resolve
+from geosparse.runio import load_checkpoint, remove_stale_temps, save_checkpoint, write_json
+
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+import tables_io
+
+
+def _exit_2(capsys, tmp_path, overrides=(), config=SMOKE, out=None, device="cpu") -> str:
+    """Run `geosparse train navigation`; assert exit 2 and no run folder; return stderr."""
+    out = out or tmp_path / "run"
+    args = cli_args(out, *overrides, config=config)
+    args[args.index("--device") + 1] = device
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("geosparse: error:") and "Traceback" not in err, err
+    return err
+
+
+# 1. NaN and infinity --------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("training.lr=1e400", "training.lr"),            # parses as inf
+        ("training.lr=.inf", "training.lr"),
+        ("training.lr=.nan", "training.lr"),
+        ("training.weight_decay=.inf", "training.weight_decay"),
+        ("place_cells.sigma=.inf", "place_cells.sigma"),
+        ("evaluation.zero_threshold=.nan", "evaluation.zero_threshold"),
+        ("regularizer.strength=-.inf", "regularizer.strength"),
+        ("training.grad_clip=.nan", "training.grad_clip"),
+    ],
+)
+def test_nan_and_infinity_are_refused_before_any_work(capsys, tmp_path, override, key):
+    """A JSON-schema minimum never rejects NaN, and 1e400 is inf: every number of a run
+    config must be finite, refused at once (key named, nothing written)."""
+    err = _exit_2(capsys, tmp_path, [override])
+    assert f"config key '{key}'" in err and "finite" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_nonfinite_keys_walks_sections_and_lists():
+    from geosparse.config import nonfinite_keys
+
+    config = {"a": {"b": float("nan"), "c": [1.0, float("inf")]}, "d": 2, "e": "inf"}
+    assert nonfinite_keys(config) == ["a.b", "a.c.1"]
+
+
+# 2. Corrupt or malicious checkpoints ----------------------------------------------------
+
+class _Payload:
+    """Unpickling this runs ``os.system``: weights_only loading must refuse it."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _checkpoints(tmp_path) -> dict[str, bytes]:
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {"weights": torch.arange(1000.0)})
+    raw = good.read_bytes()
+    marker = tmp_path / "pwned"
+    return {"truncated": raw[: len(raw) // 2], "random": os.urandom(4096), "empty": b"",
+            "malicious": pickle.dumps({"model": _Payload(str(marker))})}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random", "empty", "malicious"])
+def test_bad_checkpoint_is_named_and_never_loaded_unsafely(capsys, tmp_path, kind):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(_checkpoints(tmp_path)[kind])
+    err = _exit_2(capsys, tmp_path, out=out)
+    assert str(out / "checkpoint.pt") in err and "not a valid geosparse checkpoint" in err
+    assert "Delete it to start over" in err
+    assert "weights_only=False" not in err            # never suggest unsafe loading
+    assert not (tmp_path / "pwned").exists()          # the payload never ran
+    assert not (out / "metrics.json").exists()
+
+
+def test_load_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "model_sparse.pt"
+    path.write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match=r"model_sparse\.pt is not a valid geosparse checkpoint"):
+        load_checkpoint(path)
+
+
+# 3. Malformed run files -----------------------------------------------------------------
+
+def test_malformed_metrics_json_is_named_by_the_cli_and_the_tables(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"status": "completed", "config": {"task": "navi')
+    code = main(["sweep", "navigation", "--run", str(run), "--levels", "0.9", "--out",
+                 str(tmp_path / "sweep.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(run / "metrics.json") in err and "not valid JSON" in err
+    with pytest.raises(ValueError, match=r"run/metrics\.json is not valid JSON"):
+        list(tables_io.read_run_files([str(run / "metrics.json")], [{}], "metrics.json"))
+    assert not (tmp_path / "sweep.json").exists()
+
+
+# 4. and 5. Config files, --out, --device, sizes -------------------------------------------
+
+def test_extends_cycle(capsys, tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    err = _exit_2(capsys, tmp_path, config=tmp_path / "a.yaml")
+    assert "cycle" in err and "a.yaml -> " in err
+
+
+def test_extends_must_be_one_file(capsys, tmp_path):
+    (tmp_path / "a.yaml").write_text(f"extends: [{SMOKE}]\n")
+    err = _exit_2(capsys, tmp_path, config=tmp_path / "a.yaml")
+    assert "'extends' must be one file name" in err and "a.yaml" in err
+
+
+def test_yaml_syntax_error_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {SMOKE}\nmodel:\n  n_hidden: [64\ntraining: {{lr: 1}}\n")
+    err = _exit_2(capsys, tmp_path, config=bad)
+    assert f"config file {bad}: not valid YAML at line" in err
+
+
+def test_duplicate_keys_are_refused_naming_key_and_line(capsys, tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(f"extends: {SMOKE}\nmodel:\n  n_hidden: 64\ntraining:\n  lr: 0.01\nmodel:\n  activation: relu\n")
+    err = _exit_2(capsys, tmp_path, config=dup)
+    assert "duplicate key 'model' at line 6 (first at line 2)" in err and str(dup) in err
+    with pytest.raises(ConfigError, match="duplicate key 'lr'"):
+        (tmp_path / "d2.yaml").write_text("training:\n  lr: 1\n  lr: 2\n")
+        load_yaml(tmp_path / "d2.yaml")
+
+
+def test_invalid_set_value_is_named(capsys, tmp_path):
+    err = _exit_2(capsys, tmp_path, ["model.n_hidden=[64"])
+    assert "--set model.n_hidden" in err and "not valid YAML" in err
+
+
+def test_out_that_is_a_file_or_cannot_be_created(capsys, tmp_path):
+    existing = tmp_path / "afile"
+    existing.write_text("x")
+    err = _exit_2(capsys, tmp_path, out=existing)
+    assert f"--out {existing}: exists and is not a folder" in err
+    assert existing.read_text() == "x"
+    err = _exit_2(capsys, tmp_path, out=existing / "sub")
+    assert "cannot create the run folder" in err
+
+
+def test_out_in_a_folder_that_is_not_writable(capsys, tmp_path, monkeypatch):
+    """(os.access stands in for a read-only folder: root, as in CI, may write anywhere.)"""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    err = _exit_2(capsys, tmp_path, out=tmp_path / "a" / "run")
+    assert f"--out {tmp_path / 'a' / 'run'}: {tmp_path} is not writable" in err
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("device", ["tpu7", "mps", "cuda:x"])
+def test_unknown_device(capsys, tmp_path, device):
+    err = _exit_2(capsys, tmp_path, device=device)
+    assert f"--device {device}" in err and "auto, cpu, cuda" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override,key", [("model.n_hidden=1000000000", "model.n_hidden"),
+                                          ("place_cells.n=1000000000", "place_cells.n")])
+def test_sizes_have_upper_bounds(capsys, tmp_path, override, key):
+    err = _exit_2(capsys, tmp_path, [override])
+    assert key in err and "maximum of 16384" in err
+
+
+# 10. Unknown keys list the allowed ones -------------------------------------------------
+
+def test_unknown_key_lists_allowed_keys(capsys, tmp_path):
+    err = _exit_2(capsys, tmp_path, ["model.n_hiden=64"])
+    assert "n_hiden" in err and "allowed keys: ['activation', 'n_hidden']" in err
+    err = _exit_2(capsys, tmp_path, ["optimiser=adam"])
+    assert "optimiser" in err and "'lottery_ticket'" in err and "'training'" in err
+
+
+# 6. and 7. Files left by a kill, permissions of outputs ----------------------------------
+
+def test_stale_temp_files_are_removed_at_the_next_start(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [run / ".checkpoint.pt.abc123.tmp", run / ".model_sparse.pt.x9.tmp"]
+    for path in stale:
+        path.write_bytes(b"\x00" * 100)
+    (run / "keep.txt").write_text("mine")
+    assert sorted(remove_stale_temps(run)) == sorted(stale)
+    assert sorted(p.name for p in run.iterdir()) == ["keep.txt"]
+    assert main(cli_args(run)) == 0                  # a real start also cleans them
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        save_checkpoint(tmp_path / "b.pt", {"x": torch.ones(1)})
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_resolve_still_accepts_the_shipped_configs():
+    for task in ("navigation", "language", "adding"):
+        for path in (REPO / "config" / task).glob("*.yaml"):
+            assert resolve(path, task)["task"] == task
