@@ -371,3 +371,38 @@ def test_inference_aggregate_and_table(tmp_path):
     assert any("torus_dog at 90 %" in line and "CSR 2.50x per step" in line and "1.000 -> 0.250" in line
                for line in lines), lines
     assert any("none at 90 %" in line and "1.000 -> -" in line for line in lines), lines
+
+
+PAPER_SCALE = REPO / "docs" / "paper_scale" / "h100-d84dc9e"
+PAPER_SCALE_RUNS = [("torus_dog", "torus_dog"), ("klein_dog", "klein"), ("permuted_dog", "permuted"),
+                    ("none", "noreg"), ("none", "noreg_s1")]
+
+
+def test_report_runs_builds_the_paper_table_from_a_partial_grid(tmp_path, monkeypatch):
+    """The five reference H100 runs through the pipeline's own table and verdict code:
+    every other cell of the paper grid is "not run"; the shipped docs table is this output."""
+    import report_runs
+
+    monkeypatch.chdir(REPO)
+    args = ["--config", "config/paper.yaml", "--out", str(tmp_path),
+            *(f"{name}={PAPER_SCALE / f'{stem}.metrics.json'}" for name, stem in PAPER_SCALE_RUNS)]
+    assert report_runs.main(args) == 0
+    table = pd.read_csv(tmp_path / "navigation_error.csv").set_index(["regularizer", "target"])
+    assert len(table) == 26 and int((table["n_runs"] == 0).sum()) == 22
+    assert table.loc[("torus_dog", 0.9), "error_cm_mean"] == pytest.approx(5.75, abs=0.005)
+    assert table.loc[("none", 0.9), "n_runs"] == 2
+    assert table.loc[("none", 0.9), "error_cm_mean"] == pytest.approx((31.70 + 89.17) / 2, abs=0.01)
+    markdown = (tmp_path / "navigation_error.md").read_text()
+    assert markdown.count("| not run |") == 22
+    assert "**REPLICATED**" in (tmp_path / "summary.md").read_text()
+    assert markdown == (REPO / "docs/paper_scale/tables/navigation_error.md").read_text()
+
+
+def test_report_runs_refuses_a_run_named_for_another_regularizer(tmp_path, monkeypatch, capsys):
+    import report_runs
+
+    monkeypatch.chdir(REPO)
+    path = PAPER_SCALE / "klein.metrics.json"
+    assert report_runs.main(["--out", str(tmp_path), f"torus_dog={path}"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "does not match 'torus_dog'" in err and "space" in err

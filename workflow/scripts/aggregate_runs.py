@@ -11,7 +11,7 @@ only), wall_time_s, device.
 
 
 import pandas as pd
-from tables_io import read_run_files, snakemake_job
+from tables_io import MISSING, read_run_files, snakemake_job
 
 RESULT_KEYS = {
     "navigation": ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3"),
@@ -58,6 +58,17 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
             }
         )
     return rows
+
+
+def with_missing_cells(runs: pd.DataFrame, regularizers: list[str], targets: list[float],
+                       labels: dict[str, str], task: str) -> pd.DataFrame:
+    """``runs`` plus one placeholder row (status ``MISSING``, no seed) for every
+    (regularizer, target) of the grid that has no run, so the tables show it as not run."""
+    have = set(zip(runs["regularizer"], runs["target"], strict=True)) if len(runs) else set()
+    missing = [{"task": task, "run_id": f"{r}-t{t}", "regularizer": r, "label": labels[r], "target": t,
+                "seed": None, "phase": "sparse", "status": MISSING}
+               for r in regularizers for t in targets if (r, t) not in have]
+    return pd.concat([runs, pd.DataFrame(missing)], ignore_index=True) if missing else runs
 
 
 def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:

@@ -21,12 +21,18 @@ LATEX_ESCAPES = {
 }
 
 
+MISSING = "missing"
+"""Status of a placeholder row for a grid cell with no run (a partial grid, e.g.
+``report_runs.py``): counted in no column, its seed is empty."""
+
+
 def _not_completed(status: pd.Series) -> int:
-    return int((status != "completed").sum())
+    return int((~status.isin(["completed", MISSING])).sum())
 
 
-RUN_COUNTS = {"n_runs": ("seed", "size"), "n_diverged": ("status", _not_completed)}
-"""``groupby(...).agg(**RUN_COUNTS)``: runs per group and how many did not complete."""
+RUN_COUNTS = {"n_runs": ("seed", "count"), "n_diverged": ("status", _not_completed)}
+"""``groupby(...).agg(**RUN_COUNTS)``: runs per group (placeholders have no seed) and how
+many did not complete."""
 
 
 def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
