@@ -166,3 +166,12 @@ def test_resume_after_a_crash_gives_the_same_metrics(tmp_path, monkeypatch, cras
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "crashed")
     for key in ("history", "final", "lottery_ticket"):
         assert resumed[key] == straight[key]
+
+
+def test_chance_loss_is_the_uniform_guess(tmp_path):
+    """The divergence rule's scale: ln V nats per token."""
+    from geosparse.tasks.language_training import LanguageRun
+
+    config = resolve(SMOKE, "language", [f"data.dir={WIKITEXT_EXCERPT}", f"data.cache_dir={tmp_path}"])
+    run = LanguageRun(config, 0, torch.device("cpu"))
+    assert run.chance_loss == pytest.approx(math.log(run.vocab_size))

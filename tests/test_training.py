@@ -174,7 +174,8 @@ def test_a_diverging_run_ends_with_status_diverged(tmp_path, override):
     out = tmp_path / "run"
     metrics = train(out, override)  # exit code 0 is asserted by train()
     assert metrics["status"] == "diverged"
-    assert metrics["diverged"] == {"phase": "sparse", "epoch": 0}
+    assert {k: metrics["diverged"][k] for k in ("phase", "epoch")} == {"phase": "sparse", "epoch": 0}
+    assert metrics["diverged"]["reason"].startswith("loss ")
     assert len(metrics["history"]) == 1
     assert metrics["history"][0]["loss"] is None  # JSON has no NaN / inf
     assert metrics["final"] is None
@@ -183,14 +184,16 @@ def test_a_diverging_run_ends_with_status_diverged(tmp_path, override):
 
 
 class _FakeTask:
-    """A minimal TaskRun whose loss turns NaN from a chosen epoch on."""
+    """A minimal TaskRun whose loss turns NaN (or ``blow_up``) from a chosen epoch on."""
 
-    def __init__(self, steps: int, nan_from_epoch: int | None):
+    chance_loss = 1.0
+
+    def __init__(self, steps: int, nan_from_epoch: int | None, blow_up: float = float("nan")):
         torch.manual_seed(0)
         self.model = nn.Linear(8, 4, bias=False)
         self.pruner = MagnitudePruner({"w": self.model.weight})
         self.trainable = list(self.model.parameters())
-        self.steps, self.nan_from_epoch, self.calls = steps, nan_from_epoch, 0
+        self.steps, self.nan_from_epoch, self.calls, self.blow_up = steps, nan_from_epoch, 0, blow_up
         self.phases: list[str] = []
 
     def start_phase(self, phase):
@@ -204,7 +207,7 @@ class _FakeTask:
         self.calls += 1
         loss = ((self.model.weight - 1.0) ** 2).mean()
         if self.nan_from_epoch is not None and epoch >= self.nan_from_epoch:
-            loss = loss * float("nan")
+            loss = loss * 0 + self.blow_up
         return {"loss": loss}
 
     def after_step(self):
@@ -227,7 +230,7 @@ def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict
     return {
         "task": "fake",
         "training": {"epochs": epochs, "steps_per_epoch": steps, "finetune_epochs": 0,
-                     "grad_clip": None},
+                     "grad_clip": None, "precision": "fp32"},
         "pruning": {"target": 0.5, "schedule": "linear"},
         "lottery_ticket": {"enabled": lottery},
     }
@@ -237,12 +240,41 @@ def test_trainer_records_the_epoch_at_which_the_loss_diverged(tmp_path):
     task = _FakeTask(steps=3, nan_from_epoch=2)
     metrics = Trainer(task, _fake_config(), 0, tmp_path, torch.device("cpu")).run()
     assert metrics["status"] == "diverged"
-    assert metrics["diverged"] == {"phase": "sparse", "epoch": 2}
+    assert metrics["diverged"] == {"phase": "sparse", "epoch": 2, "reason": "loss is nan"}
     assert [h["loss"] is None for h in metrics["history"]] == [False, False, True]
     assert metrics["history"][0]["checked"] == 1.0
     assert "checked" not in metrics["history"][2]  # no validation after a divergence
     assert metrics["final"] is None
-    assert read_metrics(tmp_path)["diverged"] == {"phase": "sparse", "epoch": 2}
+    assert read_metrics(tmp_path)["diverged"]["epoch"] == 2
+
+
+@pytest.mark.parametrize(("loss", "diverged"), [(5.6e30, True), (101.0, True), (99.0, False)])
+def test_a_finite_blow_up_counts_as_diverged(tmp_path, loss, diverged):
+    """A loss far above the chance loss (here 1.0; x DIVERGENCE_FACTOR = 100) without
+    becoming NaN is a diverged run too, with the rule in the reason."""
+    from geosparse.training import DIVERGENCE_FACTOR
+
+    assert DIVERGENCE_FACTOR == 100
+    task = _FakeTask(steps=3, nan_from_epoch=1, blow_up=loss)
+    metrics = Trainer(task, _fake_config(), 0, tmp_path, torch.device("cpu")).run()
+    assert (metrics["status"] == "diverged") is diverged
+    if diverged:
+        assert metrics["diverged"] == {"phase": "sparse", "epoch": 1,
+                                       "reason": f"loss {loss:.4g} > 100 x the chance loss 1"}
+        assert metrics["final"] is None
+
+
+def test_every_task_states_its_chance_loss():
+    import math
+
+    from geosparse.tasks.adding import BASELINE_MSE
+
+    for task, expected in (("navigation", lambda c: math.log(c["place_cells"]["n"])),
+                           ("adding", lambda c: BASELINE_MSE)):
+        config = resolve(REPO / "config" / task / "smoke.yaml", task)
+        module = __import__(f"geosparse.tasks.{task}_training", fromlist=["x"])
+        run_cls = getattr(module, f"{task.capitalize()}Run")
+        assert run_cls(config, 0, torch.device("cpu")).chance_loss == pytest.approx(expected(config))
 
 
 def test_trainer_prunes_on_the_schedule(tmp_path):

@@ -5,8 +5,9 @@ fine-tuning epochs at the target) and optionally ``lottery`` (re-initialise at r
 keep the final masks, train for the same number of epochs). After each epoch the full
 state (model, optimizer, masks, data-stream RNG, history) is checkpointed atomically;
 a run started again with the same arguments resumes from there and ends with the same
-metrics as an uninterrupted run. A NaN/inf training loss stops the run with
-``status: "diverged"`` (exit code 0: a grid must finish, and such runs are counted).
+metrics as an uninterrupted run. An epoch whose mean training loss is NaN/inf or above
+``DIVERGENCE_FACTOR`` x the task's chance loss stops the run with ``status: "diverged"``
+and the reason (exit code 0: a grid must finish, and such runs are counted).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class TaskRun(Protocol):
     model: nn.Module
     pruner: MagnitudePruner
     trainable: list[nn.Parameter]
+    chance_loss: float
+    """Training loss of a constant guess; the divergence rule's scale (``divergence``)."""
 
     def start_phase(self, phase: str) -> None:
         """Reset the task's training data stream for ``phase``."""
@@ -196,10 +199,11 @@ class Trainer:
         report = self.task.pruner.report()
         record["sparsity"] = report["global"]["sparsity"]
         record.update({f"sparsity_{k}": v["sparsity"] for k, v in report["tensors"].items()})
-        if not math.isfinite(means["loss"]):
+        reason = divergence(means["loss"], self.task.chance_loss)
+        if reason is not None:
             state["status"] = "diverged"
-            state["diverged"] = {"phase": phase, "epoch": epoch}
-            self.log.warning("%s epoch %d: loss is %s, stopping (diverged)", phase, epoch, means["loss"])
+            state["diverged"] = {"phase": phase, "epoch": epoch, "reason": reason}
+            self.log.warning("%s epoch %d: %s, stopping (diverged)", phase, epoch, reason)
         else:
             record.update(self.task.end_epoch(optimizer))
         state["wall_time_s"] += time.perf_counter() - started
@@ -257,6 +261,21 @@ class Trainer:
             "final": state["results"].get("sparse"),
             "lottery_ticket": state["results"].get("lottery"),
         }
+
+
+DIVERGENCE_FACTOR = 100.0
+"""A run has diverged when an epoch's mean training loss is NaN/inf or above this many
+times the task's chance loss (``TaskRun.chance_loss``: the loss of a constant guess;
+navigation ln Np, language ln V, adding 1/6)."""
+
+
+def divergence(loss: float, chance_loss: float) -> str | None:
+    """Why an epoch with mean training ``loss`` counts as diverged, or None if it does not."""
+    if not math.isfinite(loss):
+        return f"loss is {loss}"
+    if loss > DIVERGENCE_FACTOR * chance_loss:
+        return f"loss {loss:.4g} > {DIVERGENCE_FACTOR:g} x the chance loss {chance_loss:.4g}"
+    return None
 
 
 def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:

@@ -31,6 +31,7 @@ class AddingRun:
             self.data[split] = adding_data(data[f"{split}_samples"], data["length"], generator)
         self.batch_size = config["training"]["batch_size"]
         self.steps_per_epoch = math.ceil(data["train_samples"] / self.batch_size)
+        self.chance_loss = BASELINE_MSE  # MSE of always predicting 1 (divergence rule)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model-init"))
             self.model = AddingRNN(model_cfg["n_hidden"], model_cfg["activation"])

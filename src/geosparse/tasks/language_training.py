@@ -65,6 +65,7 @@ class LanguageRun:
         training, model_cfg = config["training"], config["model"]
         corpus = load_corpus(config["data"])
         self.data_description = corpus.description
+        self.chance_loss = math.log(len(corpus.vocab))  # uniform next-token guess (divergence rule)
         self.vocab_size = len(corpus.vocab)
         self.bptt = training["bptt"]
         self.data = {

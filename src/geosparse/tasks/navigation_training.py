@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -38,6 +39,7 @@ class NavigationRun:
             seed=pc["seed"],
             device=device,
         )
+        self.chance_loss = math.log(pc["n"])  # uniform code over the place cells (divergence rule)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model-init"))
             self.model = NavigationRNN(pc["n"], model_cfg["n_hidden"], model_cfg["activation"])
