@@ -336,6 +336,26 @@ def test_smoke_rerun_is_a_no_op(smoke):
 
 
 @pytest.mark.slow
+def test_a_deleted_run_file_is_rebuilt_and_the_tables_follow(smoke, tmp_path):
+    """Delete one run's metrics.json: the plan retrains that run (only it) and redoes the
+    aggregation, tables and summary that read it."""
+    metrics = smoke / "navigation" / "torus_dog-t0.9-s0" / "metrics.json"
+    saved = tmp_path / "metrics.json"
+    shutil.copy2(metrics, saved)
+    metrics.unlink()
+    try:
+        result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
+    finally:
+        shutil.copy2(saved, metrics)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train_navigation"] == 1
+    assert counts["aggregate_runs"] >= 1 and counts["table_navigation_error"] == 1 and counts["summary"] == 1
+    rerun = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr   # restored: up to date again
+
+
+@pytest.mark.slow
 def test_another_grid_after_smoke_plans_nothing_in_its_folder(smoke):
     """The paper grid, planned in the clone where the smoke grid ran, neither reruns nor
     overwrites any smoke output (its jobs all write below results/paper/)."""

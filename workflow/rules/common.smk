@@ -220,9 +220,18 @@ TASK_OUTPUTS = {
 """Final targets per task (tables, figures, summary)."""
 
 
+RUN_OUTPUTS = {"navigation": ("metrics.json", "sweep.json", "inference.json"),
+               "language": ("metrics.json",), "adding": ("metrics.json",)}
+"""Per-run files, also final targets: one deleted by hand is rebuilt (Snakemake does not
+rebuild a missing intermediate file whose consumers are up to date), and the tables
+that read it follow because their input is newer."""
+
+
 def all_outputs():
-    """Final targets of every task in the config."""
-    return [path for task in enabled_tasks() for path in TASK_OUTPUTS[task]]
+    """Final targets of every task in the config: its tables, figures and summary, and
+    every run's own files."""
+    return [path for task in enabled_tasks()
+            for path in [*TASK_OUTPUTS[task], *(f for name in RUN_OUTPUTS[task] for f in run_files(task, name))]]
 
 
 REPORT = f"{RESULTS}/report.html"
