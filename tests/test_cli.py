@@ -159,3 +159,13 @@ def test_train_help_is_task_specific(capsys):
         text = capsys.readouterr().out
         assert own in text and foreign not in text
         assert f"config/{task}/" in text and "regularizer: inhibitor" in text
+
+
+def test_version_and_module_entry_point():
+    result = run_cli_subprocess(["--version"])
+    assert result.returncode == 0 and result.stdout.startswith("geosparse ")
+    import subprocess
+    import sys
+
+    module = subprocess.run([sys.executable, "-m", "geosparse", "--help"], capture_output=True, text=True)
+    assert module.returncode == 0 and "geosparse train TASK" in module.stdout and "``" not in module.stdout

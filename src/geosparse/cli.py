@@ -1,9 +1,12 @@
-"""Command line: ``geosparse train <task> --config FILE [--set k=v ...] --seed S --out DIR``.
+"""Command line of geosparse (also: python -m geosparse).
 
-Also ``geosparse data wikitext2 --dest DIR [--source URL_OR_PATH ...]`` (fetch + verify),
-``geosparse sweep navigation --run DIR ...`` (post-hoc pruning levels), ``geosparse export
---run DIR --out FILE`` (sparse inference model) and ``geosparse benchmark-inference --run
-DIR --out FILE.json`` (CPU latency / memory of the exported formats).
+  geosparse train TASK --config FILE [--set KEY=VALUE ...] [--seed S] --out DIR
+  geosparse data wikitext2 --dest DIR [--source URL_OR_PATH ...]   fetch and verify
+  geosparse sweep navigation --run DIR --levels L ... --out FILE   post-hoc pruning levels
+  geosparse export --run DIR --out FILE                            sparse inference model
+  geosparse benchmark-inference --run DIR --out FILE.json          CPU latency / memory
+
+`geosparse train TASK --help` lists the config keys of TASK (navigation, language, adding).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import geosparse
 from geosparse.config import ConfigError, resolve
 
 RUNS = {  # task -> (module:class of its TaskRun, headline metric printed after training)
@@ -73,7 +77,9 @@ def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__)
+    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"geosparse {geosparse.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one run and write DIR/metrics.json",
                                 description="Train one run of a task; `geosparse train TASK --help` "
