@@ -112,7 +112,8 @@ def test_pipeline_config_refuses_nonfinite_numbers(tmp_path, value):
     bad.write_text(f"tasks:\n  navigation:\n    sparse_inference:\n      min_run_time: {value}\n")
     result = snakemake("-n", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "'tasks.navigation.sparse_inference.min_run_time': must be a finite number" in result.stderr
+    assert "'tasks.navigation.sparse_inference.min_run_time': must be a finite number" in (
+        result.stdout + result.stderr)
 
 
 def test_grid_names_are_distinct():
