@@ -106,7 +106,7 @@ def test_workflow_profile_holds_nothing_machine_specific():
     assert "set-resources" not in slurm          # GPUs come from the tasks' device setting
 
 
-@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e400"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+400"])
 def test_pipeline_config_refuses_nonfinite_numbers(tmp_path, value):
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"tasks:\n  navigation:\n    sparse_inference:\n      min_run_time: {value}\n")
