@@ -303,3 +303,37 @@ def test_benchmark_inference_of_runs_without_model_or_positions(tmp_path, capsys
     with pytest.raises(SystemExit) as exc:
         main(["benchmark-inference", "--run", str(run), "--out", str(out), "--batch", "0"])
     assert exc.value.code == 2
+
+
+def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path):
+    """The train rule deletes checkpoint.pt when a run ends; the finished run (export,
+    sweep, timings, connectivity) must still get the learned positions, from the final
+    model file, not the initial ones rebuilt from the config."""
+    run = tmp_path / "run"
+    assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
+    trained = torch.load(run / "checkpoint.pt", weights_only=True)["task"]["regularizer"]
+    (run / "checkpoint.pt").unlink()                     # as rule train_navigation does
+    loaded, _ = load_run(run)
+    for key, value in trained.items():
+        assert torch.equal(loaded.regularizer.state_dict()[key], value), key
+    fresh = NavigationRun(loaded.config, loaded.seed, torch.device("cpu"))
+    assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)
+    out = tmp_path / "model.pt"
+    assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0
+    assert torch.equal(load_sparse(out).permutation,
+                       geometry_order(loaded.regularizer.positions, loaded.regularizer.space))
+
+
+def test_final_model_file_is_self_describing(tmp_path):
+    from geosparse.runs import FINAL_MODEL_VERSION, load_finished
+
+    run = tmp_path / "run"
+    assert main(cli_args(run)) == 0
+    saved = torch.load(run / "model_sparse.pt", weights_only=True)
+    assert saved["version"] == FINAL_MODEL_VERSION and saved["task"] == "navigation"
+    assert saved["seed"] == 0 and saved["phase"] == "sparse" and saved["config"]["task"] == "navigation"
+    assert set(saved) >= {"model", "masks", "task_state"}
+    del saved["version"]
+    torch.save(saved, run / "model_sparse.pt")
+    with pytest.raises(ValueError, match="format version None"):
+        load_finished(run)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import textwrap
@@ -21,12 +20,9 @@ from pathlib import Path
 import geosparse
 from geosparse.config import ConfigError, resolve
 
-RUNS = {  # task -> (module:class of its TaskRun, headline metric printed after training)
-    "navigation": ("geosparse.tasks.navigation_training:NavigationRun", "error_cm"),
-    "language": ("geosparse.tasks.language_training:LanguageRun", "test_ppl"),
-    "adding": ("geosparse.tasks.adding_training:AddingRun", "test_mse"),
-}
-TASKS = tuple(RUNS)
+HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
+"""Task -> the result printed after training (the tasks themselves: geosparse.runs.TASK_RUNS)."""
+TASKS = tuple(HEADLINES)
 
 
 def _nonnegative_int(text: str) -> int:
@@ -60,7 +56,7 @@ def _task_help(task: str) -> tuple[str, str]:
             spec = load_schema(spec["$ref"].removesuffix(".schema.yaml"))
         keys = sorted(spec.get("properties", {}))
         lines.append(f"  {section}: {', '.join(keys)}" if keys else f"  {section}")
-    lines.append(f"after training it prints status, {RUNS[task][1]} and W_hh_sparsity.")
+    lines.append(f"after training it prints status, {HEADLINES[task]} and W_hh_sparsity.")
     return textwrap.fill(description, 88), "\n".join(lines)
 
 
@@ -122,15 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
 
     from geosparse.runio import select_device
+    from geosparse.runs import task_run
     from geosparse.training import Trainer
 
     config = resolve(args.config, args.task, args.overrides)
     device = select_device(args.device)
     _check_run_dir(args.out)
-    target, headline = RUNS[args.task]
-    module, name = target.split(":")
-    task = getattr(importlib.import_module(module), name)(config, args.seed, device)
+    task = task_run(config, args.seed, device)
     metrics = Trainer(task, config, args.seed, args.out, device).run()
+    headline = HEADLINES[args.task]
     final = metrics["final"] or {}
     print(f"status={metrics['status']} {headline}={final.get(headline)} "
           f"W_hh_sparsity={final.get('W_hh_sparsity')} -> {args.out / 'metrics.json'}")

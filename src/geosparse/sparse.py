@@ -35,7 +35,6 @@ from pathlib import Path
 
 import torch
 
-from geosparse.files import read_json
 from geosparse.moduli import ModuliSpace, get_space
 from geosparse.runio import _atomic, load_checkpoint
 
@@ -445,30 +444,12 @@ def load_sparse(path: str | Path) -> SparseNavigationRNN:
 
 # --------------------------------------------------------------------------- runs
 def load_run(run_dir: str | Path):
-    """``(NavigationRun with the run's weights and masks, masks)`` of a finished run.
+    """``(NavigationRun with the run's final weights, masks and learned positions, masks)``
+    of a finished navigation run (``geosparse.runs.load_finished``)."""
+    from geosparse.runs import load_finished
 
-    Learned moduli positions (``learn_embedding``) are restored from ``checkpoint.pt``.
-    """
-    from geosparse.tasks.navigation_training import NavigationRun
-
-    run_dir = Path(run_dir)
-    metrics_path, model_path = run_dir / "metrics.json", run_dir / "model_sparse.pt"
-    if not metrics_path.is_file():
-        raise ValueError(f"{metrics_path} not found: --run must be a finished run directory")
-    metrics = read_json(metrics_path)
-    if metrics.get("config", {}).get("task") != "navigation":
-        raise ValueError(f"{run_dir} is not a navigation run (export supports navigation only)")
-    if metrics.get("status") != "completed" or not model_path.is_file():
-        raise ValueError(f"{run_dir} has no final model (status {metrics.get('status')!r})")
-    run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))
-    saved = load_checkpoint(model_path)
-    run.model.load_state_dict(saved["model"])
-    masks = {name: mask.bool() for name, mask in saved["masks"].items()}
-    if run.regularizer.learn_embedding:
-        checkpoint = run_dir / "checkpoint.pt"
-        if checkpoint.is_file():
-            run.regularizer.load_state_dict(load_checkpoint(checkpoint)["task"]["regularizer"])
-    return run, masks
+    finished = load_finished(run_dir, task="navigation")
+    return finished.run, finished.masks
 
 
 def export_run(

@@ -1,8 +1,8 @@
 """Post-hoc pruning sweep: prune a finished run further and evaluate each level.
 
 ``geosparse sweep navigation --run DIR --levels 0.5 0.9 0.98 --out FILE.json`` loads
-``DIR/metrics.json`` (config, seed) and ``DIR/model_sparse.pt`` (weights and masks),
-then for every level: restores the run's weights and masks, prunes by global magnitude
+the finished run (``geosparse.runs.load_finished``: weights, masks, task state), then
+for every level: restores the run's weights and masks, prunes by global magnitude
 over the run's pruned tensors (a ``MagnitudePruner`` with scope ``global``, whatever
 scope the run trained with; cumulative, so the run's own pruned weights stay pruned)
 and evaluates with the run's own evaluation rule (``NavigationRun.evaluate``). Levels at
@@ -13,15 +13,14 @@ result has its ``status`` and no levels. The run directory is never modified.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
-from geosparse.runio import load_checkpoint, write_json
-from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.runio import write_json
+from geosparse.runs import load_finished
 
 
 def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
@@ -41,8 +40,9 @@ def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
             "eval_rule": None,
             "levels": [],
         }
-    run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))
-    saved = load_checkpoint(run_dir / "model_sparse.pt")
+    finished = load_finished(run_dir, task="navigation")
+    run = finished.run
+    saved = {"model": copy.deepcopy(run.model.state_dict()), "masks": copy.deepcopy(run.pruner.state_dict())}
     pruned = sum(int((~mask).sum()) for mask in saved["masks"].values())
     total = sum(mask.numel() for mask in saved["masks"].values())
     pruner = MagnitudePruner(run.pruner.params, scope="global")

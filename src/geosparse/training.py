@@ -37,6 +37,7 @@ from geosparse.runio import (
     versions,
     write_json,
 )
+from geosparse.runs import final_model_state
 
 METRICS_SCHEMA_VERSION = 1
 
@@ -116,8 +117,8 @@ class Trainer:
     """Runs a ``TaskRun`` under the config's training/pruning sections, writing ``out/``.
 
     Outputs: ``metrics.json`` (results + full config + provenance), ``checkpoint.pt``
-    (resumable state), ``model.pt`` (final sparse model and masks, per phase), and
-    ``train.log``.
+    (resumable state), ``model_<phase>.pt`` (the finished phase, self-describing:
+    ``geosparse.runs.final_model_state``), and ``train.log``.
     """
 
     def __init__(self, task: TaskRun, config: dict, seed: int, out: Path, device: torch.device):
@@ -167,8 +168,8 @@ class Trainer:
                 state["results"][phase] = self.task.evaluate()
                 state["wall_time_s"] += time.perf_counter() - started
                 self.log.info("%s result: %s", phase, _short(state["results"][phase]))
-                save_checkpoint(self.out / f"model_{phase}.pt", {
-                    "model": self.task.model.state_dict(), "masks": self.task.pruner.state_dict()})
+                save_checkpoint(self.out / f"model_{phase}.pt",
+                                final_model_state(self.task, self.config, self.seed, phase))
                 self._checkpoint(state, optimizer)
         if state["status"] == "running":
             state["status"] = "completed"

@@ -1,8 +1,8 @@
 """|W_hh| against moduli distance of trained models, binned, as a tidy CSV.
 
 For each run (a trained model whose regularizer places neurons on a moduli space), the
-run is rebuilt from its metrics.json (config + seed fix the neuron positions), its final
-sparse weights are loaded, and all off-diagonal neuron pairs are binned by moduli
+finished run is loaded (``geosparse.runs.load_finished``: final weights and the
+regularizer's neuron positions, learned ones included), and all off-diagonal neuron pairs are binned by moduli
 distance. Columns: run_id, regularizer, label, target, seed, space, bin, distance (bin
 centre), n_pairs, mean_abs_weight, fraction_kept (nonzero W_hh), mean_coefficient (the
 regularizer's R_ij). Runs that did not complete are skipped.
@@ -15,7 +15,7 @@ import torch
 from tables_io import snakemake_job
 
 from geosparse.files import read_json
-from geosparse.runio import load_checkpoint
+from geosparse.runs import load_finished
 from geosparse.tasks.navigation_training import NavigationRun
 
 N_BINS = 25
@@ -57,8 +57,7 @@ def extract(paths: list[str], records: list[dict]) -> pd.DataFrame:
         metrics = read_json(path)
         if metrics["status"] != "completed":
             continue
-        run = NavigationRun(metrics["config"], metrics["seed"], torch.device("cpu"))
-        run.model.load_state_dict(load_checkpoint(Path(path).parent / "model_sparse.pt")["model"])
+        run = load_finished(Path(path).parent, task="navigation").run   # learned positions too
         frame = connectivity(run)
         for key, value in {**record, "space": metrics["config"]["regularizer"]["space"]}.items():
             frame.insert(0, key, value)
