@@ -331,6 +331,20 @@ def test_smoke_sparse_inference_of_every_run(smoke):
 
 
 @pytest.mark.slow
+def test_portable_cpu_kernels_reach_every_training_job(smoke):
+    """config/smoke.yaml has cpu_kernels: portable: every run recorded the pinned kernel
+    environment and ran torch's AVX2 kernels (the CI machine has AVX-512)."""
+    from geosparse.config import PORTABLE_CPU_KERNELS
+
+    files = sorted(smoke.glob("*/*/metrics.json"))
+    assert len(files) == 20
+    for path in files:
+        machine = json.loads(path.read_text())["machine"]
+        assert {k: machine["env"].get(k) for k in PORTABLE_CPU_KERNELS} == PORTABLE_CPU_KERNELS, path
+        assert machine["torch_cpu_capability"] in ("AVX2", "DEFAULT"), path
+
+
+@pytest.mark.slow
 def test_smoke_rerun_is_a_no_op(smoke):
     result = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
     assert "Nothing to be done" in result.stdout + result.stderr

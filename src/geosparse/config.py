@@ -20,6 +20,14 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+PORTABLE_CPU_KERNELS = {"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+"""Environment that pins torch's CPU kernel paths to AVX2 (MKL's conditional numerical
+reproducibility branch and ATen's vectorised kernels), so a CPU with AVX-512 computes
+what an AVX2-only CPU computes. Measured on an AVX-512 Xeon (README, "Reproducibility"):
+identical metrics whether MKL and oneDNN may use AVX-512 or only AVX2, at 72 % of the
+native speed. Must be set before torch is imported (the workflow's ``cpu_kernels:
+portable`` does it for every job)."""
+
 
 class ConfigError(ValueError):
     """A config file or value is invalid; the message names the key."""

@@ -9,6 +9,7 @@ and configs, a ``rules/<task>.smk`` with its training rule, and its targets in
 import functools
 import itertools
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from geosparse.config import ConfigError, extends_chain, nonfinite_errors, resolve
+from geosparse.config import PORTABLE_CPU_KERNELS, ConfigError, extends_chain, nonfinite_errors, resolve
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 
@@ -48,6 +49,11 @@ def _validate_config():
 
 
 _validate_config()
+
+if config["cpu_kernels"] == "portable":
+    # Set here, before any job starts: local jobs, scripts and (sbatch --export=ALL)
+    # cluster jobs inherit it, and each job's own parse of this file sets it again.
+    os.environ.update(PORTABLE_CPU_KERNELS)
 
 RESULTS = f"results/{config['name']}"
 """Every output of this grid lives below this folder (``name`` from the config)."""
