@@ -3,8 +3,9 @@
 Masks are boolean tensors (True = kept) applied *in place* to the parameters after every
 optimizer step (``apply_``), so pruned weights are exactly zero at all times and never
 regrow - also under AdamW's decoupled weight decay and momentum. Parameters are never
-reparametrised (unlike ``torch.nn.utils.prune``), so ``nn.RNN``'s fused flat weights
-keep working.
+reparametrised (unlike ``torch.nn.utils.prune``, which replaces a weight by
+``weight_orig * weight_mask``): the model's ``state_dict`` stays the plain one, so a
+checkpoint loads into an unpruned model and the sparse export reads exact zeros.
 """
 
 from __future__ import annotations

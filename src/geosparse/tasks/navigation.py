@@ -106,8 +106,9 @@ class TrajectoryGenerator:
         self._positions: torch.Tensor | None = None
         self._steps: torch.Tensor | None = None
 
-    def _walk(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Simulate ``n`` animals: positions ``(T + 2, n, 2)`` and steps ``(T + 2, n)``."""
+    def _walk(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Simulate ``n`` animals: positions ``(T + 2, n, 2)`` (m), headings ``(T + 2, n)``
+        (rad) and speeds ``(T + 2, n)`` (m per step; the last one is 0)."""
         g, dev = self.generator, self.generator.device
         width, height = self.place_cells.box
         steps = self.sequence_length + 1
