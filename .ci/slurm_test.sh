@@ -116,7 +116,7 @@ count() { grep -c "$1" jobs.txt || true; }
 RUNS="$(python3 -c "import yaml; g = yaml.safe_load(open('config/smoke.yaml'))['tasks']; \
 print(' '.join(str(len(g[t]['regularizers']) * len(g[t]['targets']) * len(g[t]['seeds'])) \
 for t in ('navigation', 'language', 'adding')))")"
-read -r NAV LANG ADD <<< "$RUNS"
+read -r NAV_RUNS LANG_RUNS ADD_RUNS <<< "$RUNS"
 log "submitted jobs by rule: $(rule_of < jobs.txt | sort | uniq -c | tr '\n' ' ')"
 check() {  # check RULE EXPECTED_JOBS GPU(yes|no) [CPUS]
     local rule=$1 want=$2 gpu=$3 cpus=${4:-}
@@ -134,11 +134,11 @@ check() {  # check RULE EXPECTED_JOBS GPU(yes|no) [CPUS]
     fi
     log "$rule: $n jobs, GPU $gpu${cpus:+, $cpus CPUs}: ok"
 }
-check train_navigation "$NAV" yes 2     # device auto -> one GPU; threads 2 -> 2 CPUs
-check train_language "$LANG" no 1       # device cpu -> no GPU
-check train_adding "$ADD" no 1
-check sweep_navigation "$NAV" no
-check sparse_inference_navigation "$NAV" no
+check train_navigation "$NAV_RUNS" yes 2     # device auto -> one GPU; threads 2 -> 2 CPUs
+check train_language "$LANG_RUNS" no 1       # device cpu -> no GPU
+check train_adding "$ADD_RUNS" no 1
+check sweep_navigation "$NAV_RUNS" no
+check sparse_inference_navigation "$NAV_RUNS" no
 check connectivity_navigation 1 no
 for rule in $(rule_of < jobs.txt | sort -u); do
     case "$rule" in

@@ -228,3 +228,13 @@ def test_resolve_still_accepts_the_shipped_configs():
     for task in ("navigation", "language", "adding"):
         for path in (REPO / "config" / task).glob("*.yaml"):
             assert geoconfig.resolve(path, task)["task"] == task
+
+
+def test_yaml_merge_keys_still_load_and_complex_keys_are_named(capsys, tmp_path):
+    merged = tmp_path / "merge.yaml"
+    merged.write_text("base: &b {lr: 0.01, epochs: 2}\ntraining: {<<: *b, epochs: 3}\n")
+    assert geoconfig.load_yaml(merged)["training"] == {"lr": 0.01, "epochs": 3}
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(f"extends: {SMOKE}\n? [1, 2]\n: x\n")
+    err = _exit_2(capsys, tmp_path, config=odd)
+    assert "is not a plain value" in err and str(odd) in err

@@ -406,3 +406,15 @@ def test_report_runs_refuses_a_run_named_for_another_regularizer(tmp_path, monke
     assert report_runs.main(["--out", str(tmp_path), f"torus_dog={path}"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "does not match 'torus_dog'" in err and "space" in err
+
+
+def test_report_runs_checks_every_regularizer_key_and_duplicates(tmp_path, monkeypatch, capsys):
+    import report_runs
+
+    monkeypatch.chdir(REPO)
+    torus = PAPER_SCALE / "torus_dog.metrics.json"
+    assert report_runs.main(["--out", str(tmp_path), f"torus_square={torus}"]) == 2
+    assert "does not match 'torus_square' in ['inhibitor', 'invert']" in capsys.readouterr().err
+    assert report_runs.main(["--config", "config/paper.yaml", "--out", str(tmp_path),
+                             f"torus_dog={torus}", f"torus_dog={torus}"]) == 2
+    assert "a second run torus_dog-t0.9-s0" in capsys.readouterr().err

@@ -333,7 +333,21 @@ def test_final_model_file_is_self_describing(tmp_path):
     assert saved["version"] == FINAL_MODEL_VERSION and saved["task"] == "navigation"
     assert saved["seed"] == 0 and saved["phase"] == "sparse" and saved["config"]["task"] == "navigation"
     assert set(saved) >= {"model", "masks", "task_state"}
-    del saved["version"]
-    torch.save(saved, run / "model_sparse.pt")
-    with pytest.raises(ValueError, match="format version None"):
+    torch.save({**saved, "version": 99}, run / "model_sparse.pt")
+    with pytest.raises(ValueError, match="format version 99"):
+        load_finished(run)
+    # a file of the earlier format ({model, masks}) still loads: positions follow from config + seed
+    torch.save({"model": saved["model"], "masks": saved["masks"]}, run / "model_sparse.pt")
+    legacy = load_finished(run)
+    assert torch.equal(legacy.run.model.rnn.weight_hh_l0, saved["model"]["rnn.weight_hh_l0"])
+
+
+def test_earlier_format_with_learned_positions_is_refused(tmp_path):
+    from geosparse.runs import load_finished
+
+    run = tmp_path / "run"
+    assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
+    saved = torch.load(run / "model_sparse.pt", weights_only=True)
+    torch.save({"model": saved["model"], "masks": saved["masks"]}, run / "model_sparse.pt")
+    with pytest.raises(ValueError, match="lacks the learned neuron positions"):
         load_finished(run)

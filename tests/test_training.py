@@ -175,7 +175,7 @@ def test_a_diverging_run_ends_with_status_diverged(tmp_path, override):
     metrics = train(out, override)  # exit code 0 is asserted by train()
     assert metrics["status"] == "diverged"
     assert {k: metrics["diverged"][k] for k in ("phase", "epoch")} == {"phase": "sparse", "epoch": 0}
-    assert metrics["diverged"]["reason"].startswith("loss ")
+    assert "loss" in metrics["diverged"]["reason"]
     assert len(metrics["history"]) == 1
     assert metrics["history"][0]["loss"] is None  # JSON has no NaN / inf
     assert metrics["final"] is None
@@ -187,6 +187,7 @@ class _FakeTask:
     """A minimal TaskRun whose loss turns NaN (or ``blow_up``) from a chosen epoch on."""
 
     chance_loss = 1.0
+    task_loss_key = "loss"
 
     def __init__(self, steps: int, nan_from_epoch: int | None, blow_up: float = float("nan")):
         torch.manual_seed(0)
@@ -260,8 +261,16 @@ def test_a_finite_blow_up_counts_as_diverged(tmp_path, loss, diverged):
     assert (metrics["status"] == "diverged") is diverged
     if diverged:
         assert metrics["diverged"] == {"phase": "sparse", "epoch": 1,
-                                       "reason": f"loss {loss:.4g} > 100 x the chance loss 1"}
+                                       "reason": f"task loss {loss:.4g} > 100 x the chance loss 1"}
         assert metrics["final"] is None
+
+
+def test_a_strong_penalty_alone_is_not_divergence():
+    from geosparse.training import divergence
+
+    assert divergence(loss=1e6, task_loss=2.0, chance_loss=2.77) is None
+    assert divergence(loss=float("inf"), task_loss=2.0, chance_loss=2.77) == "loss is inf"
+    assert divergence(loss=300.0, task_loss=280.0, chance_loss=2.77).startswith("task loss 280")
 
 
 def test_every_task_states_its_chance_loss():

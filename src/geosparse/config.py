@@ -40,8 +40,14 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: SafeLoader merges it below
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                raise ConfigError(f"key {key!r} at line {line} is not a plain value") from None
             if key in seen:
                 raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
             seen[key] = line

@@ -58,7 +58,9 @@ class TaskRun(Protocol):
     pruner: MagnitudePruner
     trainable: list[nn.Parameter]
     chance_loss: float
-    """Training loss of a constant guess; the divergence rule's scale (``divergence``)."""
+    """Task loss of a constant guess; the divergence rule's scale (``divergence``)."""
+    task_loss_key: str
+    """The ``train_step`` stat holding the task loss without the penalty."""
 
     def start_phase(self, phase: str) -> None:
         """Reset the task's training data stream for ``phase``."""
@@ -200,7 +202,7 @@ class Trainer:
         report = self.task.pruner.report()
         record["sparsity"] = report["global"]["sparsity"]
         record.update({f"sparsity_{k}": v["sparsity"] for k, v in report["tensors"].items()})
-        reason = divergence(means["loss"], self.task.chance_loss)
+        reason = divergence(means["loss"], means[self.task.task_loss_key], self.task.chance_loss)
         if reason is not None:
             state["status"] = "diverged"
             state["diverged"] = {"phase": phase, "epoch": epoch, "reason": reason}
@@ -265,17 +267,20 @@ class Trainer:
 
 
 DIVERGENCE_FACTOR = 100.0
-"""A run has diverged when an epoch's mean training loss is NaN/inf or above this many
-times the task's chance loss (``TaskRun.chance_loss``: the loss of a constant guess;
-navigation ln Np, language ln V, adding 1/6)."""
+"""A run has diverged when an epoch's mean training loss is NaN/inf or its mean task loss
+(``TaskRun.task_loss_key``, without the penalty) is above this many times the task's
+chance loss (``TaskRun.chance_loss``: the loss of a constant guess; navigation ln Np,
+language ln V, adding 1/6)."""
 
 
-def divergence(loss: float, chance_loss: float) -> str | None:
-    """Why an epoch with mean training ``loss`` counts as diverged, or None if it does not."""
+def divergence(loss: float, task_loss: float, chance_loss: float) -> str | None:
+    """Why an epoch counts as diverged, or None: its mean training ``loss`` (task loss +
+    penalty) is NaN/inf, or its mean ``task_loss`` (the data term alone, so a strong
+    penalty does not count) is above ``DIVERGENCE_FACTOR`` x ``chance_loss``."""
     if not math.isfinite(loss):
         return f"loss is {loss}"
-    if loss > DIVERGENCE_FACTOR * chance_loss:
-        return f"loss {loss:.4g} > {DIVERGENCE_FACTOR:g} x the chance loss {chance_loss:.4g}"
+    if task_loss > DIVERGENCE_FACTOR * chance_loss:
+        return f"task loss {task_loss:.4g} > {DIVERGENCE_FACTOR:g} x the chance loss {chance_loss:.4g}"
     return None
 
 

@@ -9,8 +9,9 @@ run is a row marked "not run". Usage (from the repository root)::
     python workflow/scripts/report_runs.py --config config/paper.yaml --out DIR \\
         torus_dog=runs/a/metrics.json klein_dog=runs/b/metrics.json none=runs/c/metrics.json ...
 
-A run is accepted for a name when its config has that name's moduli space, permutation
-and scale (``regularizers.<name>.set``) and a target of the grid. Writes
+A run is accepted for a name when its regularizer config has every value of that name's
+``regularizers.<name>.set`` (inhibitor and inversion aside when the space is ``none``:
+R = 0 either way), a target of the grid, and no other run has its name, target and seed. Writes
 ``DIR/navigation_error.{csv,md,tex}`` and ``DIR/summary.md``.
 """
 
@@ -34,9 +35,8 @@ import tables_io
 from geosparse.config import deep_merge
 from geosparse.files import read_json
 
-CHECKED_KEYS = ("space", "permute", "scale")
-"""Regularizer keys a run must share with the grid entry it is named for (with space
-``none`` the inhibitor and inversion do not change R = 0, so they are not compared)."""
+IRRELEVANT_WITHOUT_PENALTY = ("inhibitor", "invert")
+"""With space ``none`` (R = 0) these keys change nothing, so they are not compared."""
 
 
 def pipeline_config(grid_file: Path) -> dict:
@@ -52,11 +52,16 @@ def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
                          f"{sorted(config['regularizers'])}")
     expected = {k.split(".", 1)[1]: v for k, v in config["regularizers"][name]["set"].items()}
     actual = metrics["config"]["regularizer"]
-    wrong = [k for k in CHECKED_KEYS if k in expected and actual.get(k) != expected[k]]
+    if expected.get("space") == "none":
+        expected = {k: v for k, v in expected.items() if k not in IRRELEVANT_WITHOUT_PENALTY}
+    wrong = [k for k in expected if actual.get(k) != expected[k]]
     if wrong:
         raise ValueError(f"{path}: run config does not match {name!r} in {wrong} "
                          f"(run: {[actual.get(k) for k in wrong]}, {name}: {[expected[k] for k in wrong]})")
     target, seed = metrics["config"]["pruning"]["target"], metrics["seed"]
+    if target not in config["tasks"]["navigation"]["targets"]:
+        raise ValueError(f"{path}: target {target} is not in the grid's targets "
+                         f"{config['tasks']['navigation']['targets']}")
     return {"run_id": f"{name}-t{target}-s{seed}", "regularizer": name,
             "label": config["regularizers"][name]["label"], "target": target, "seed": seed}
 
@@ -65,7 +70,10 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
     """(tidy error table, display table, summary Markdown) of the given runs."""
     records, paths = [], []
     for name, path in named_files:
-        records.append(record_for(name, read_json(path), path, config))
+        record = record_for(name, read_json(path), path, config)
+        if any(r["run_id"] == record["run_id"] for r in records):
+            raise ValueError(f"{path}: a second run {record['run_id']} (same name, target and seed)")
+        records.append(record)
         paths.append(path)
     runs = aggregate_runs.aggregate(paths, records, "navigation")
     grid = config["tasks"]["navigation"]

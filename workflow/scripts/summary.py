@@ -149,7 +149,7 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame) -> tup
         "# Navigation replication summary",
         "",
         f"Scale: {scale_note(runs)}",
-        "Numbers are means over seeds; full tables in results/tables/.",
+        "Numbers are means over seeds; full tables in tables/ beside this file.",
         "",
     ]
     for key, (ok, text) in claims.items():
@@ -177,7 +177,7 @@ def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) ->
         if any("FIXTURE" in c for c in corpora):
             lines += ["FIXTURE corpus (built from the WikiText-2 valid and test files): "
                       "not WikiText-2 results.", ""]
-        lines += ["Measured numbers, no verdict; results/tables/language_scores.md.", ""]
+        lines += ["Measured numbers, no verdict; tables/language_scores.md.", ""]
         for row in language.itertuples(index=False):
             lines.append(
                 f"- {row.regularizer} at {100 * row.target:g} %: test loss "
@@ -187,7 +187,7 @@ def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) ->
     if adding is not None:
         lines += ["", "## Adding problem", "",
                   "Measured numbers, no verdict; baseline (always 1) MSE 0.167; "
-                  "results/tables/adding_mse.md.", ""]
+                  "tables/adding_mse.md.", ""]
         for row in adding.itertuples(index=False):
             lines.append(
                 f"- {row.regularizer} at {100 * row.target:g} %: test MSE "
@@ -207,7 +207,7 @@ def inference_section(inference: pd.DataFrame) -> list[str]:
              f"Speed-up of the exported CSR model over the dense one (one step at batch {small}; "
              f"a whole sequence at batch {large}), the 32 x 32 block density of W_hh in training -> "
              "geometry order, and the largest relative logit deviation; "
-             "results/tables/navigation_inference.md.", ""]
+             "tables/navigation_inference.md.", ""]
     for (regularizer, target), rows in done.groupby(["regularizer", "target"], sort=False):
         csr = rows[rows["format"] == "csr"].set_index(["kind", "batch"])["speedup_mean"]
         first = rows.iloc[0]

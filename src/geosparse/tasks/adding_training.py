@@ -32,6 +32,7 @@ class AddingRun:
         self.batch_size = config["training"]["batch_size"]
         self.steps_per_epoch = math.ceil(data["train_samples"] / self.batch_size)
         self.chance_loss = BASELINE_MSE  # MSE of always predicting 1 (divergence rule)
+        self.task_loss_key = "mse"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model-init"))
             self.model = AddingRNN(model_cfg["n_hidden"], model_cfg["activation"])

@@ -66,6 +66,7 @@ class LanguageRun:
         corpus = load_corpus(config["data"])
         self.data_description = corpus.description
         self.chance_loss = math.log(len(corpus.vocab))  # uniform next-token guess (divergence rule)
+        self.task_loss_key = "task_loss"
         self.vocab_size = len(corpus.vocab)
         self.bptt = training["bptt"]
         self.data = {

@@ -40,6 +40,7 @@ class NavigationRun:
             device=device,
         )
         self.chance_loss = math.log(pc["n"])  # uniform code over the place cells (divergence rule)
+        self.task_loss_key = "task_loss"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model-init"))
             self.model = NavigationRNN(pc["n"], model_cfg["n_hidden"], model_cfg["activation"])
