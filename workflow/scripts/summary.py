@@ -149,7 +149,7 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame) -> tup
         "# Navigation replication summary",
         "",
         f"Scale: {scale_note(runs)}",
-        "Numbers are means over seeds; full tables in tables/ beside this file.",
+        "Numbers are means over seeds; the full tables are navigation_error.md and navigation_lottery.md.",
         "",
     ]
     for key, (ok, text) in claims.items():
