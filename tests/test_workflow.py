@@ -302,6 +302,7 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
     assert set(claims) == {"claim1_geometry_at_90", "claim2_all_fail_at_98", "claim3_lottery_tickets"}
     grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
     rows = sorted(p.name for p in (smoke / "metrics").glob("navigation_*.json"))
+    assert sorted(p.name for p in (smoke / "metrics").iterdir()) == ["claims.json", *rows]  # one row each
     assert rows == sorted(f"navigation_{r}_t{round(100 * t)}.json"
                           for r in grid["regularizers"] for t in grid["targets"])
     assert set(json.loads((smoke / "metrics" / rows[0]).read_text())) == {

@@ -206,6 +206,17 @@ def figure(name, caption):
                   labels={"task": name.split("_")[0], "figure": name})
 
 
+def metrics_files():
+    """The files of ``<results>/metrics/`` for ``dvc metrics show``, one row each:
+    ``claims.json``, then one per (regularizer, target) of the navigation grid, named as
+    summary.py names them. Plain files, not a ``directory()`` output, so no Snakemake
+    marker file becomes a row."""
+    g = grid("navigation")
+    return [f"{RESULTS}/metrics/claims.json",
+            *(f"{RESULTS}/metrics/navigation_{r}_t{round(100 * float(t))}.json"
+              for r in g["regularizers"] for t in g["targets"])]
+
+
 TASK_OUTPUTS = {
     "navigation": [
         *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference"],
@@ -213,7 +224,7 @@ TASK_OUTPUTS = {
         *expand(f"{RESULTS}/figures/navigation_{{fig}}.png",
                 fig=["error_vs_sparsity", "comparison", "connectivity"]),
         f"{RESULTS}/summary.md",
-        f"{RESULTS}/metrics",
+        *metrics_files(),
     ],
     "language": [
         *expand(f"{RESULTS}/tables/language_scores.{{ext}}", ext=["csv", "md", "tex"]),

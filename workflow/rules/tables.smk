@@ -122,7 +122,7 @@ rule summary:
         adding=[f"{RESULTS}/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
     output:
         summary=f"{RESULTS}/summary.md",
-        metrics=directory(f"{RESULTS}/metrics"),
+        metrics=metrics_files(),
     log:
         f"{RESULTS}/logs/summary.log",
     conda:

@@ -245,7 +245,10 @@ if smk is not None:
     Path(smk.output.summary).write_text(text)
     # One small file per row of `dvc metrics show`: the claims, then one per regularizer
     # and target (a few columns each, instead of one row of every number).
-    folder = Path(smk.output.metrics)
+    folder = Path(smk.output.metrics[0]).parent
     folder.mkdir(parents=True, exist_ok=True)
     for name, values in metrics.items():
         (folder / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+    missing = [path for path in smk.output.metrics if not Path(path).is_file()]
+    if missing:
+        raise ValueError(f"metrics files not written (grid and error table disagree): {missing}")
