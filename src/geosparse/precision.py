@@ -31,8 +31,8 @@ def configure(precision: str) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The forward-pass context: bfloat16 autocast for ``bf16``, else nothing."""
+def autocast(precision: str, device: torch.device | None) -> contextlib.AbstractContextManager:
+    """The forward-pass context: bfloat16 autocast on ``device`` for ``bf16``, else nothing."""
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -84,27 +84,19 @@ def load_finished(run_dir: str | Path, phase: str = "sparse", device: torch.devi
         raise ValueError(f"{model_path} not found (phase {phase!r} was not run)")
     saved = load_checkpoint(model_path, device)
     if saved.get("version") is None and {"model", "masks"} <= set(saved):
-        return _legacy(saved, metrics, model_path, device)
-    if saved.get("version") != FINAL_MODEL_VERSION:
+        # the earlier format ({model, masks}): config and seed from metrics.json, which fix
+        # the neuron positions unless they were learned (those were not saved)
+        if config.get("regularizer", {}).get("learn_embedding"):
+            raise ValueError(f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
+                             "learned neuron positions: retrain the run (delete its folder)")
+        saved = {**saved, "config": config, "seed": metrics["seed"], "task_state": None}
+    elif saved.get("version") != FINAL_MODEL_VERSION:
         raise ValueError(f"{model_path} has format version {saved.get('version')!r}, this geosparse "
                          f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)")
     run = task_run(saved["config"], saved["seed"], device)
     run.model.load_state_dict(saved["model"])
     run.pruner.load_state_dict(saved["masks"])
-    run.load_state_dict(saved["task_state"])
+    if saved["task_state"] is not None:
+        run.load_state_dict(saved["task_state"])
     masks = {name: mask.bool() for name, mask in saved["masks"].items()}
     return FinishedRun(run, masks, metrics)
-
-
-def _legacy(saved: dict, metrics: dict, model_path: Path, device: torch.device) -> FinishedRun:
-    """A model file from before ``FINAL_MODEL_VERSION`` 1 (``{model, masks}`` only, e.g. the
-    reference H100 runs): rebuilt from metrics.json's config and seed, which fix the neuron
-    positions unless they were learned; learned ones were not saved, so that is refused."""
-    config = metrics["config"]
-    if config.get("regularizer", {}).get("learn_embedding"):
-        raise ValueError(f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
-                         "learned neuron positions: retrain the run (delete its folder)")
-    run = task_run(config, metrics["seed"], device)
-    run.model.load_state_dict(saved["model"])
-    run.pruner.load_state_dict(saved["masks"])
-    return FinishedRun(run, {name: mask.bool() for name, mask in saved["masks"].items()}, metrics)

@@ -98,7 +98,7 @@ def optimization_step(
     ``torch.profiler`` (``benchmarks/train_step.py --profile``); the labels cost ~1 us
     when no profiler runs.
     """
-    device = next(task.model.parameters()).device
+    device = next(task.model.parameters()).device if precision == "bf16" else None
     with record_function(TRAIN_STEP_LABEL), precision_autocast(precision, device):
         stats = task.train_step()
     stats["loss"] = stats["loss"].float()
