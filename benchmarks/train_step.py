@@ -31,7 +31,7 @@ import torch
 from geosparse.config import resolve
 from geosparse.precision import configure as configure_precision
 from geosparse.runio import describe_device, select_device
-from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.runs import Run, new_run
 from geosparse.training import TRAIN_STEP_LABEL, optimization_step
 
 LABEL = "geosparse:"
@@ -42,14 +42,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_steps(run: NavigationRun, optimizer: torch.optim.Optimizer, training: dict, steps: int) -> None:
+def run_steps(run: Run, optimizer: torch.optim.Optimizer, training: dict, steps: int) -> None:
     """``steps`` Trainer steps with the config's ``training`` clipping and precision."""
     for _ in range(steps):
         optimization_step(run, optimizer, training["grad_clip"], training["precision"])
     _sync(run.device)
 
 
-def seconds_per_step(run: NavigationRun, training: dict, steps: int, warmup: int) -> float:
+def seconds_per_step(run: Run, training: dict, steps: int, warmup: int) -> float:
     """Wall seconds per training step, averaged over ``steps`` after ``warmup`` steps."""
     optimizer = run.new_optimizer()
     run_steps(run, optimizer, training, warmup)
@@ -58,7 +58,7 @@ def seconds_per_step(run: NavigationRun, training: dict, steps: int, warmup: int
     return (time.perf_counter() - started) / steps
 
 
-def profile_table(run: NavigationRun, training: dict, steps: int) -> str:
+def profile_table(run: Run, training: dict, steps: int) -> str:
     """Phases (``geosparse:*`` ranges) and top operators of ``steps`` profiled steps."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     on_gpu = run.device.type == "cuda"
@@ -105,8 +105,8 @@ def main() -> None:
     traj = config["trajectory"]
     rows = []
     for sparsity in args.sparsities:
-        run = NavigationRun(config, seed=0, device=device)
-        run.start_phase("sparse")
+        run = new_run(config, seed=0, device=device)
+        run.task.start_phase("sparse")
         run.pruner.prune_to(sparsity)
         seconds = seconds_per_step(run, training, args.steps, args.warmup)
         rows.append({"config": args.config.name, "device": describe_device(device),

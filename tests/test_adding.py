@@ -11,8 +11,8 @@ from conftest import REPO, all_finite, comparable, crash_at_checkpoint, read_met
 from geosparse.cli import main
 from geosparse.config import load_schema, resolve
 from geosparse.moduli import PERIOD
+from geosparse.runs import new_run
 from geosparse.tasks.adding import BASELINE_MSE, AddingRNN, adding_data
-from geosparse.tasks.adding_training import AddingRun
 
 SMOKE = REPO / "config" / "adding" / "smoke.yaml"
 
@@ -59,15 +59,16 @@ def test_model_shapes_and_recurrent_block():
 def test_learned_embeddings_move_and_stay_on_their_manifold(space):
     config = resolve(SMOKE, "adding", [f"regularizer.space={space}", "regularizer.strength=1.0",
                                        "regularizer.learn_embedding=true"])
-    run = AddingRun(config, seed=0, device=torch.device("cpu"))
+    run = new_run(config, seed=0, device=torch.device("cpu"))
+    run.task.start_phase("sparse")
     before = run.regularizer.positions.detach().clone()
     optimizer = run.new_optimizer()
     for _ in range(20):
-        stats = run.train_step()
+        stats = run.task.train_step(run.model)
         optimizer.zero_grad()
         stats["loss"].backward()
         optimizer.step()
-        run.after_step()
+        run.regularizer.project_()
     after = run.regularizer.positions.detach()
     assert (after - before).abs().max() > 1e-3
     if space == "torus":

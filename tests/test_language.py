@@ -168,10 +168,28 @@ def test_resume_after_a_crash_gives_the_same_metrics(tmp_path, monkeypatch, cras
         assert resumed[key] == straight[key]
 
 
+def test_dropout_is_seeded_and_replays_on_resume(tmp_path, monkeypatch):
+    """Dropout draws from the global RNG: the driver seeds it per phase and checkpoints it,
+    so same seed -> same metrics, and a resumed run equals an uninterrupted one."""
+    overrides = ("training.epochs=2", "model.dropout=0.5", "data.max_tokens.train=4000")
+    assert _train(tmp_path / "a", *overrides) == 0
+    torch.manual_seed(12345)  # whatever the process drew before must not matter
+    assert _train(tmp_path / "b", *overrides) == 0
+    with crash_at_checkpoint(monkeypatch, 1):
+        _train(tmp_path / "crashed", *overrides)
+    assert _train(tmp_path / "crashed", *overrides) == 0
+    a, b, resumed = (read_metrics(tmp_path / name) for name in ("a", "b", "crashed"))
+    assert comparable(a) == comparable(b)
+    for key in ("history", "final"):
+        assert resumed[key] == a[key]
+    no_dropout = _train(tmp_path / "c", *overrides[:1], overrides[2]) == 0 and read_metrics(tmp_path / "c")
+    assert no_dropout["final"]["test_loss"] != a["final"]["test_loss"]  # dropout did act
+
+
 def test_chance_loss_is_the_uniform_guess(tmp_path):
     """The divergence rule's scale: ln V nats per token."""
-    from geosparse.tasks.language_training import LanguageRun
+    from geosparse.runs import new_run
 
     config = resolve(SMOKE, "language", [f"data.dir={WIKITEXT_EXCERPT}", f"data.cache_dir={tmp_path}"])
-    run = LanguageRun(config, 0, torch.device("cpu"))
-    assert run.chance_loss == pytest.approx(math.log(run.vocab_size))
+    task = new_run(config, 0, torch.device("cpu")).task
+    assert task.chance_loss == pytest.approx(math.log(task.vocab_size))

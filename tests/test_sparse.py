@@ -11,6 +11,7 @@ import torch
 from conftest import cli_args
 from geosparse.cli import main
 from geosparse.moduli import get_space
+from geosparse.runs import new_run
 from geosparse.sparse import (
     SparseNavigationRNN,
     block_density,
@@ -22,7 +23,6 @@ from geosparse.sparse import (
     synthetic_mask,
 )
 from geosparse.tasks.navigation import NavigationRNN
-from geosparse.tasks.navigation_training import NavigationRun
 
 NG, NP = 64, 16
 
@@ -245,7 +245,7 @@ def test_export_uses_learned_positions(tmp_path):
     out = tmp_path / "model.pt"
     assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0
     loaded, _ = load_run(run)
-    fresh = NavigationRun(loaded.config, loaded.seed, torch.device("cpu"))
+    fresh = new_run(loaded.config, loaded.seed, torch.device("cpu"))
     assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)  # restored, learned
     expected = geometry_order(loaded.regularizer.positions, loaded.regularizer.space)
     assert torch.equal(load_sparse(out).permutation, expected)
@@ -316,7 +316,7 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     loaded, _ = load_run(run)
     for key, value in trained.items():
         assert torch.equal(loaded.regularizer.state_dict()[key], value), key
-    fresh = NavigationRun(loaded.config, loaded.seed, torch.device("cpu"))
+    fresh = new_run(loaded.config, loaded.seed, torch.device("cpu"))
     assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)
     out = tmp_path / "model.pt"
     assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0

@@ -28,7 +28,7 @@ from geosparse.cli import main
 from geosparse.config import resolve
 from geosparse.pruning import MagnitudePruner, scheduled_fraction
 from geosparse.runio import load_checkpoint
-from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.runs import Run, new_run
 from geosparse.training import Trainer, optimization_step
 
 # With 16 place cells of width 0.12 m in a 2.2 m box, the DoG code is almost flat
@@ -52,8 +52,8 @@ def smoke(tmp_path_factory) -> tuple[Path, dict]:
 # ------------------------------------------------------------------------ one step
 def test_optimization_step_updates_keeps_masks_and_labels_its_phases():
     """The step the Trainer runs (and benchmarks/train_step.py times and profiles)."""
-    run = NavigationRun(resolve(SMOKE, "navigation", []), seed=0, device=torch.device("cpu"))
-    run.start_phase("sparse")
+    run = new_run(resolve(SMOKE, "navigation", []), seed=0, device=torch.device("cpu"))
+    run.task.start_phase("sparse")
     run.pruner.prune_to(0.5)
     optimizer = run.new_optimizer()
     before = run.model.rnn.weight_hh_l0.detach().clone()
@@ -184,47 +184,50 @@ def test_a_diverging_run_ends_with_status_diverged(tmp_path, override):
 
 
 class _FakeTask:
-    """A minimal TaskRun whose loss turns NaN (or ``blow_up``) from a chosen epoch on."""
+    """A minimal ``Task`` whose loss turns NaN (or ``blow_up``) from a chosen epoch on."""
 
     chance_loss = 1.0
     task_loss_key = "loss"
+    steps_per_epoch = None
+    data_description = None
+    lr_plateau_key = None
 
     def __init__(self, steps: int, nan_from_epoch: int | None, blow_up: float = float("nan")):
-        torch.manual_seed(0)
-        self.model = nn.Linear(8, 4, bias=False)
-        self.pruner = MagnitudePruner({"w": self.model.weight})
-        self.trainable = list(self.model.parameters())
+        self.regularizers = nn.ModuleList()
         self.steps, self.nan_from_epoch, self.calls, self.blow_up = steps, nan_from_epoch, 0, blow_up
         self.phases: list[str] = []
+
+    def optimizer(self, params):
+        return torch.optim.SGD(params, lr=0.1)
 
     def start_phase(self, phase):
         self.phases.append(phase)
 
-    def new_optimizer(self):
-        return torch.optim.SGD(self.trainable, lr=0.1)
-
-    def train_step(self):
+    def train_step(self, model):
         epoch = self.calls // self.steps
         self.calls += 1
-        loss = ((self.model.weight - 1.0) ** 2).mean()
+        loss = ((model.weight - 1.0) ** 2).mean()
         if self.nan_from_epoch is not None and epoch >= self.nan_from_epoch:
             loss = loss * 0 + self.blow_up
         return {"loss": loss}
 
-    def after_step(self):
-        pass
-
-    def end_epoch(self, optimizer):
+    def validate(self, model):
         return {"checked": 1.0}
 
-    def evaluate(self):
-        return {"W_hh_sparsity": float((self.model.weight == 0).float().mean())}
+    def evaluate(self, model):
+        return {"W_hh_sparsity": float((model.weight == 0).float().mean())}
 
     def state_dict(self):
         return {"calls": self.calls}
 
     def load_state_dict(self, state):
         self.calls = state["calls"]
+
+
+def _fake_run(task: _FakeTask, config: dict) -> Run:
+    torch.manual_seed(0)
+    model = nn.Linear(8, 4, bias=False)
+    return Run(task, model, MagnitudePruner({"w": model.weight}), config, 0, torch.device("cpu"))
 
 
 def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict:
@@ -239,7 +242,7 @@ def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict
 
 def test_trainer_records_the_epoch_at_which_the_loss_diverged(tmp_path):
     task = _FakeTask(steps=3, nan_from_epoch=2)
-    metrics = Trainer(task, _fake_config(), 0, tmp_path, torch.device("cpu")).run()
+    metrics = Trainer(_fake_run(task, _fake_config()), tmp_path).train()
     assert metrics["status"] == "diverged"
     assert metrics["diverged"] == {"phase": "sparse", "epoch": 2, "reason": "loss is nan"}
     assert [h["loss"] is None for h in metrics["history"]] == [False, False, True]
@@ -257,7 +260,7 @@ def test_a_finite_blow_up_counts_as_diverged(tmp_path, loss, diverged):
 
     assert DIVERGENCE_FACTOR == 100
     task = _FakeTask(steps=3, nan_from_epoch=1, blow_up=loss)
-    metrics = Trainer(task, _fake_config(), 0, tmp_path, torch.device("cpu")).run()
+    metrics = Trainer(_fake_run(task, _fake_config()), tmp_path).train()
     assert (metrics["status"] == "diverged") is diverged
     if diverged:
         assert metrics["diverged"] == {"phase": "sparse", "epoch": 1,
@@ -281,18 +284,15 @@ def test_every_task_states_its_chance_loss():
     for task, expected in (("navigation", lambda c: math.log(c["place_cells"]["n"])),
                            ("adding", lambda c: BASELINE_MSE)):
         config = resolve(REPO / "config" / task / "smoke.yaml", task)
-        module = __import__(f"geosparse.tasks.{task}_training", fromlist=["x"])
-        run_cls = getattr(module, f"{task.capitalize()}Run")
-        assert run_cls(config, 0, torch.device("cpu")).chance_loss == pytest.approx(expected(config))
+        assert new_run(config, 0, torch.device("cpu")).task.chance_loss == pytest.approx(expected(config))
 
 
 def test_trainer_prunes_on_the_schedule(tmp_path):
     task = _FakeTask(steps=2, nan_from_epoch=None)
-    metrics = Trainer(task, _fake_config(epochs=3, steps=2), 0, tmp_path,
-                      torch.device("cpu")).run()
+    metrics = Trainer(_fake_run(task, _fake_config(epochs=3, steps=2)), tmp_path).train()
     assert metrics["status"] == "completed"
     assert [h["sparsity"] for h in metrics["history"]] == [0.0, 0.25, 0.5]
-    assert metrics["final"] == {"W_hh_sparsity": 0.5}
+    assert metrics["final"]["W_hh_sparsity"] == metrics["final"]["sparsity"] == 0.5  # the driver's report
 
 
 # ------------------------------------------------------------------------ resume
@@ -467,18 +467,16 @@ def test_learned_embedding_run_keeps_positions_on_the_sphere(tmp_path):
 
 
 def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
-    from geosparse.tasks.navigation_training import NavigationRun
-
     config = resolve(SMOKE, "navigation", ["evaluation.zero_threshold=1.0e+9",
                                            "pruning.tensors=[encoder]"])
-    run = NavigationRun(config, 0, torch.device("cpu"))
+    run = new_run(config, 0, torch.device("cpu"))
     before = run.model.rnn.weight_hh_l0.detach().clone()
     result = run.evaluate()
     assert result["W_hh_sparsity"] == 1.0
     assert "1e+09" in result["eval_rule"]
     assert torch.equal(run.model.rnn.weight_hh_l0.detach(), before)
-    masks_only = NavigationRun(resolve(SMOKE, "navigation", ["pruning.tensors=[encoder]"]), 0,
-                               torch.device("cpu")).evaluate()
+    masks_only = new_run(resolve(SMOKE, "navigation", ["pruning.tensors=[encoder]"]), 0,
+                         torch.device("cpu")).evaluate()
     assert masks_only["W_hh_sparsity"] == 0.0
     assert masks_only["eval_rule"].startswith("pruning masks only")
 

@@ -21,7 +21,7 @@ import geosparse
 from geosparse.config import ConfigError, resolve
 
 HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
-"""Task -> the result printed after training (the tasks themselves: geosparse.runs.TASK_RUNS)."""
+"""Task -> the result printed after training (the tasks themselves: geosparse.runs.TASKS)."""
 TASKS = tuple(HEADLINES)
 
 
@@ -118,14 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
 
     from geosparse.runio import select_device
-    from geosparse.runs import task_run
+    from geosparse.runs import new_run
     from geosparse.training import Trainer
 
     config = resolve(args.config, args.task, args.overrides)
     device = select_device(args.device)
     _check_run_dir(args.out)
-    task = task_run(config, args.seed, device)
-    metrics = Trainer(task, config, args.seed, args.out, device).run()
+    metrics = Trainer(new_run(config, args.seed, device), args.out).train()
     headline = HEADLINES[args.task]
     final = metrics["final"] or {}
     print(f"status={metrics['status']} {headline}={final.get(headline)} "

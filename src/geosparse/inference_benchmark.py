@@ -84,7 +84,7 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
         notes["csr-geo"] = notes["bsr-geo"] = f"skipped: space {reg.space.name!r} has no positions"
     info = {
         "n_hidden": n_hidden,
-        "n_place_cells": run.place_cells.n,
+        "n_place_cells": run.task.place_cells.n,
         "space": reg.space.name,
         "permute": bool(reg.permute),
         "W_hh_sparsity": float((w_hh == 0).float().mean()),
@@ -132,7 +132,7 @@ def benchmark_run(
     rows = []
     with torch.inference_mode():
         for batch in batches:
-            stream = TrajectoryGenerator(run.place_cells, steps, batch, seed=derive_seed(run.seed, "inference"),
+            stream = TrajectoryGenerator(run.task.place_cells, steps, batch, seed=derive_seed(run.seed, "inference"),
                                          chunk=1)
             data = stream.next_batch()
             velocity, init_code = data.velocity.contiguous(), data.init_code.contiguous()

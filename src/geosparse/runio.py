@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -81,6 +82,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
             f"objects). Delete it to start over (a run folder's checkpoint.pt: the run then "
             "restarts from its first epoch)."
         ) from None
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN/inf: a non-finite number becomes None (null)."""
+    return value if math.isfinite(value) else None
+
 
 def derive_seed(seed: int, purpose: str) -> int:
     """A stable 63-bit seed for one random stream (``purpose``) of run ``seed``."""

@@ -1,4 +1,9 @@
-"""Finished runs: what a final model file holds, and the one loader of it.
+"""What a run is: the task interface, the run the driver builds from it, the final model
+file, and the one loader of finished runs.
+
+A task (``geosparse.tasks.*_training``) gives data, its moduli regularizers and the loss
+(``Task``); ``new_run`` adds what every task shares, once: the seeded model, the pruner
+over the config's ``pruning.tensors``, the trainable list and the sparsity report.
 
 A run folder's ``model_<phase>.pt`` (``phase`` sparse or lottery) is self-describing, as
 nanoGPT's checkpoint: format version, task, config, seed, phase, the model's weights, the
@@ -16,50 +21,142 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from geosparse.files import read_json
-from geosparse.runio import load_checkpoint
+from geosparse.pruning import MagnitudePruner
+from geosparse.regularizer import ModuliRegularizer
+from geosparse.runio import derive_seed, load_checkpoint
 
-TASK_RUNS = {
-    "navigation": "geosparse.tasks.navigation_training:NavigationRun",
-    "language": "geosparse.tasks.language_training:LanguageRun",
-    "adding": "geosparse.tasks.adding_training:AddingRun",
+TASKS = {
+    "navigation": "geosparse.tasks.navigation_training:NavigationTask",
+    "language": "geosparse.tasks.language_training:LanguageTask",
+    "adding": "geosparse.tasks.adding_training:AddingTask",
 }
-"""Task name -> its ``TaskRun`` class (``module:class``)."""
+"""Task name -> its ``Task`` class (``module:class``), imported on first use."""
 
 FINAL_MODEL_VERSION = 1
 """Format of ``model_<phase>.pt``; files of another version are refused (retrain)."""
 
 
-def task_run(config: dict, seed: int, device: torch.device) -> Any:
-    """A fresh ``TaskRun`` of ``config["task"]`` (seeded model, regularizer, data)."""
-    module, name = TASK_RUNS[config["task"]].split(":")
-    return getattr(importlib.import_module(module), name)(config, seed, device)
+class Task(Protocol):
+    """What a task gives the driver; built as ``Task(config, seed, device)``.
+
+    The task owns its data streams and regularizers; it never builds the model, the
+    pruner or the optimizer's parameter list (``new_run`` does), and never changes the
+    optimizer (the driver applies ``lr_plateau_key``'s policy).
+    """
+
+    chance_loss: float
+    """Task loss of a constant guess; the divergence rule's scale (``training.divergence``)."""
+    task_loss_key: str
+    """The ``train_step`` stat holding the task loss without the penalty."""
+    steps_per_epoch: int | None
+    """Steps of one epoch when the config's ``training`` section has none (a pass over a
+    fixed training set), else None."""
+    data_description: str | None
+    """Copied to metrics.json as ``data`` (e.g. the label of a fixture corpus), or None."""
+    lr_plateau_key: str | None
+    """A ``validate`` entry: when it does not improve on the phase's best, the driver
+    divides the learning rate by ``training.lr_decay`` (None: constant learning rate)."""
+    regularizers: nn.ModuleList
+    """The moduli regularizers (one per regularized W_hh); the driver trains their
+    parameters (learned positions) and projects them after every step."""
+
+    def build_model(self) -> nn.Module:
+        """A new model; the driver seeds the global RNG for it. It names its prunable
+        weights as ``model.prunable(groups) -> {name: weight}``."""
+
+    def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer: ...
+
+    def start_phase(self, phase: str) -> None:
+        """Start the training data stream of ``phase`` (called once per phase, also
+        before ``load_state_dict`` when a run resumes)."""
+
+    def train_step(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """One forward pass on the next batch: ``loss`` (to backprop) + detached stats."""
+
+    def validate(self, model: nn.Module) -> dict[str, float | None]:
+        """Per-epoch validation entries of the history (may be empty)."""
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Final task metrics of the (sparse) model; ``new_run`` adds the sparsity."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
-def final_model_state(task: Any, config: dict, seed: int, phase: str) -> dict:
-    """What ``model_<phase>.pt`` holds: everything that rebuilds the finished run alone."""
-    return {
-        "version": FINAL_MODEL_VERSION,
-        "task": config["task"],
-        "phase": phase,
-        "config": config,
-        "seed": seed,
-        "model": task.model.state_dict(),
-        "masks": task.pruner.state_dict(),
-        "task_state": task.state_dict(),
-    }
+@dataclass
+class Run:
+    """One run: its task, and the model and pruner built for it (``new_run``)."""
+
+    task: Task
+    model: nn.Module
+    pruner: MagnitudePruner
+    config: dict
+    seed: int
+    device: torch.device
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        """Model parameters, then the regularizers' (learned positions)."""
+        return [*self.model.parameters(), *self.task.regularizers.parameters()]
+
+    @property
+    def regularizer(self) -> ModuliRegularizer:
+        """The regularizer of a task with one regularized W_hh (navigation, adding)."""
+        if len(self.task.regularizers) != 1:
+            raise ValueError(f"a {self.config['task']} run has {len(self.task.regularizers)} regularizers")
+        return self.task.regularizers[0]
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        return self.task.optimizer(self.trainable)
+
+    def evaluate(self) -> dict:
+        """The task's final metrics and the measured sparsity of the pruned tensors."""
+        report = self.pruner.report()
+        return {**self.task.evaluate(self.model), "sparsity": report["global"]["sparsity"],
+                "sparsity_report": report}
+
+    def final_state(self, phase: str) -> dict:
+        """What ``model_<phase>.pt`` holds: everything that rebuilds the finished run alone."""
+        return {
+            "version": FINAL_MODEL_VERSION,
+            "task": self.config["task"],
+            "phase": phase,
+            "config": self.config,
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "masks": self.pruner.state_dict(),
+            "task_state": self.task.state_dict(),
+        }
+
+
+def new_run(config: dict, seed: int, device: torch.device) -> Run:
+    """A fresh run of ``config["task"]``: the task, its model (seeded by
+    ``derive_seed(seed, "model-init")`` without touching the global RNG stream) and the
+    pruner over ``pruning.tensors``."""
+    module, name = TASKS[config["task"]].split(":")
+    task = getattr(importlib.import_module(module), name)(config, seed, device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "model-init"))
+        model = task.build_model()
+    model.to(device)
+    pruning = config["pruning"]
+    pruner = MagnitudePruner(model.prunable(pruning["tensors"]), scope=pruning["scope"])
+    return Run(task, model, pruner, config, seed, device)
 
 
 @dataclass
 class FinishedRun:
-    """A rebuilt finished run: the ``TaskRun`` with its final weights, masks and task state,
+    """A rebuilt finished run: the ``Run`` with its final weights, masks and task state,
     the masks as bool tensors by group, and the run's metrics.json."""
 
-    run: Any
+    run: Run
     masks: dict[str, torch.Tensor]
     metrics: dict
 
@@ -93,10 +190,11 @@ def load_finished(run_dir: str | Path, phase: str = "sparse", device: torch.devi
     elif saved.get("version") != FINAL_MODEL_VERSION:
         raise ValueError(f"{model_path} has format version {saved.get('version')!r}, this geosparse "
                          f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)")
-    run = task_run(saved["config"], saved["seed"], device)
+    run = new_run(saved["config"], saved["seed"], device)
     run.model.load_state_dict(saved["model"])
     run.pruner.load_state_dict(saved["masks"])
+    run.task.start_phase(phase)
     if saved["task_state"] is not None:
-        run.load_state_dict(saved["task_state"])
+        run.task.load_state_dict(saved["task_state"])
     masks = {name: mask.bool() for name, mask in saved["masks"].items()}
     return FinishedRun(run, masks, metrics)

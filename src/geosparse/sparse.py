@@ -345,7 +345,7 @@ class SparseNavigationRNN:
         io_max_density: float = IO_MAX_DENSITY,
         info: Mapping | None = None,
     ) -> SparseNavigationRNN:
-        """Sparse model of a loaded ``NavigationRun`` (``load_run``): its prunable weights,
+        """Sparse model of a loaded navigation ``Run`` (``load_run``): its prunable weights,
         ``masks`` and, for ``order="geometry"``, its regularizer's moduli positions."""
         weights = {name: w.detach() for name, w in run.model.prunable().items()}
         reg = run.regularizer
@@ -444,7 +444,7 @@ def load_sparse(path: str | Path) -> SparseNavigationRNN:
 
 # --------------------------------------------------------------------------- runs
 def load_run(run_dir: str | Path):
-    """``(NavigationRun with the run's final weights, masks and learned positions, masks)``
+    """``(navigation Run with the run's final weights, masks and learned positions, masks)``
     of a finished navigation run (``geosparse.runs.load_finished``)."""
     from geosparse.runs import load_finished
 

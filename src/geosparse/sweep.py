@@ -5,7 +5,7 @@ the finished run (``geosparse.runs.load_finished``: weights, masks, task state),
 for every level: restores the run's weights and masks, prunes by global magnitude
 over the run's pruned tensors (a ``MagnitudePruner`` with scope ``global``, whatever
 scope the run trained with; cumulative, so the run's own pruned weights stay pruned)
-and evaluates with the run's own evaluation rule (``NavigationRun.evaluate``). Levels at
+and evaluates with the run's own evaluation rule (``Run.evaluate``). Levels at
 or below the run's sparsity cannot un-prune anything: they are evaluated as is and
 marked ``evaluated_as_is``. A run that did not complete (diverged) has no model: its
 result has its ``status`` and no levels. The run directory is never modified.

@@ -15,13 +15,12 @@ import torch
 from tables_io import snakemake_job
 
 from geosparse.files import read_json
-from geosparse.runs import load_finished
-from geosparse.tasks.navigation_training import NavigationRun
+from geosparse.runs import Run, load_finished
 
 N_BINS = 25
 
 
-def connectivity(run: NavigationRun, n_bins: int = N_BINS) -> pd.DataFrame:
+def connectivity(run: Run, n_bins: int = N_BINS) -> pd.DataFrame:
     """Binned |W_hh|, kept fraction and R_ij against the moduli distance of a loaded run."""
     reg = run.regularizer
     distance = reg.space.distance(reg.positions, reg.positions)

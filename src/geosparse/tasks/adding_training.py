@@ -12,18 +12,22 @@ import math
 import torch
 from torch import nn
 
-from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import from_config as regularizer_from_config
-from geosparse.runio import derive_seed
+from geosparse.runio import derive_seed, finite_or_none
 from geosparse.tasks.adding import BASELINE_MSE, AddingRNN, adding_data
 
 
-class AddingRun:
-    """Data, model, regularizer on W_hh, pruner and batch order of one adding-problem run."""
+class AddingTask:
+    """Data, regularizer on W_hh and batch order of one adding-problem run (``Task``)."""
+
+    data_description = None
+    lr_plateau_key = None
+    task_loss_key = "mse"
+    chance_loss = BASELINE_MSE  # MSE of always predicting 1 (divergence rule)
 
     def __init__(self, config: dict, seed: int, device: torch.device) -> None:
         self.config, self.seed, self.device = config, seed, device
-        data, model_cfg = config["data"], config["model"]
+        data = config["data"]
         self.data = {}
         for split in ("train", "valid", "test"):
             generator = torch.Generator(device=device)
@@ -31,20 +35,14 @@ class AddingRun:
             self.data[split] = adding_data(data[f"{split}_samples"], data["length"], generator)
         self.batch_size = config["training"]["batch_size"]
         self.steps_per_epoch = math.ceil(data["train_samples"] / self.batch_size)
-        self.chance_loss = BASELINE_MSE  # MSE of always predicting 1 (divergence rule)
-        self.task_loss_key = "mse"
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "model-init"))
-            self.model = AddingRNN(model_cfg["n_hidden"], model_cfg["activation"])
-        self.model.to(device)
         self.regularizer = regularizer_from_config(
-            config["regularizer"], model_cfg["n_hidden"], derive_seed(seed, "moduli")
+            config["regularizer"], config["model"]["n_hidden"], derive_seed(seed, "moduli")
         ).to(device)
-        self.pruner = MagnitudePruner(self.model.prunable(config["pruning"]["tensors"]),
-                                      scope=config["pruning"]["scope"])
-        self.trainable: list[nn.Parameter] = [*self.model.parameters(),
-                                              *self.regularizer.parameters()]
-        self.start_phase("sparse")
+        self.regularizers = nn.ModuleList([self.regularizer])
+
+    def build_model(self) -> AddingRNN:
+        model = self.config["model"]
+        return AddingRNN(model["n_hidden"], model["activation"])
 
     def start_phase(self, phase: str) -> None:
         self.order_generator = torch.Generator()
@@ -52,10 +50,10 @@ class AddingRun:
         self.cursor = self.steps_per_epoch  # draws a fresh order at the first step
         self.order: torch.Tensor | None = None
 
-    def new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.trainable, lr=self.config["training"]["lr"])
+    def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=self.config["training"]["lr"])
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def train_step(self, model: AddingRNN) -> dict[str, torch.Tensor]:
         if self.cursor >= self.steps_per_epoch:
             self.order = torch.randperm(self.config["data"]["train_samples"],
                                         generator=self.order_generator)
@@ -64,40 +62,33 @@ class AddingRun:
         self.cursor += 1
         inputs, targets = self.data["train"]
         rows = rows.to(self.device)
-        mse = nn.functional.mse_loss(self.model(inputs[:, rows]), targets[rows])
-        penalty = self.regularizer.reg(self.model.recurrent_weight())
+        mse = nn.functional.mse_loss(model(inputs[:, rows]), targets[rows])
+        penalty = self.regularizer.reg(model.recurrent_weight())
         return {"loss": mse + penalty, "mse": mse.detach(), "penalty": penalty.detach()}
 
-    def after_step(self) -> None:
-        self.regularizer.project_()
-
     @torch.no_grad()
-    def mse(self, split: str) -> float | None:
-        """Mean squared error of the current model over a whole split (None if not finite)."""
-        self.model.eval()
+    def mse(self, model: AddingRNN, split: str) -> float | None:
+        """Mean squared error of ``model`` over a whole split (None if not finite)."""
+        model.eval()
         inputs, targets = self.data[split]
-        value = float(nn.functional.mse_loss(self.model(inputs), targets))
-        return value if math.isfinite(value) else None
+        return finite_or_none(float(nn.functional.mse_loss(model(inputs), targets)))
 
-    def end_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
-        return {"val_mse": self.mse("valid")}
+    def validate(self, model: AddingRNN) -> dict[str, float | None]:
+        return {"val_mse": self.mse(model, "valid")}
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Test MSE next to the constant-prediction baseline, and measured sparsity."""
-        test = self.mse("test")
+    def evaluate(self, model: AddingRNN) -> dict:
+        """Test MSE next to the constant-prediction baseline."""
+        test = self.mse(model, "test")
         targets = self.data["test"][1]
-        w_hh = self.model.recurrent_weight()
-        report = self.pruner.report()
+        w_hh = model.recurrent_weight()
         return {
             "test_mse": test,
             "baseline_mse": BASELINE_MSE,
             "baseline_mse_measured": float(((targets - 1.0) ** 2).mean()),
             "beats_baseline": test is not None and test < BASELINE_MSE,
-            "val_mse": self.mse("valid"),
+            "val_mse": self.mse(model, "valid"),
             "W_hh_sparsity": float((w_hh == 0).float().mean()),
-            "sparsity": report["global"]["sparsity"],
-            "sparsity_report": report,
         }
 
     def state_dict(self) -> dict:

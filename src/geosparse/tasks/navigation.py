@@ -179,6 +179,10 @@ class TrajectoryGenerator:
         self._cursor = cursor
 
 
+GROUPS = ("encoder", "W_ih", "W_hh", "decoder")
+"""Prunable weight matrices (``pruning.tensors``), by their paper names."""
+
+
 class NavigationRNN(nn.Module):
     """Elman RNN without biases: encoder(Np -> Ng) sets h0, RNN(2 -> Ng), decoder(Ng -> Np)."""
 
@@ -193,14 +197,19 @@ class NavigationRNN(nn.Module):
         hidden, _ = self.rnn(velocity, self.encoder(init_code)[None])
         return self.decoder(hidden)
 
-    def prunable(self) -> dict[str, nn.Parameter]:
-        """The weight matrices pruned by default, by their paper names."""
-        return {
+    def prunable(self, groups: list[str] | tuple[str, ...] = GROUPS) -> dict[str, nn.Parameter]:
+        """The chosen weight matrices (``pruning.tensors``) by their paper names, in
+        ``groups`` order."""
+        weights = {
             "encoder": self.encoder.weight,
             "W_ih": self.rnn.weight_ih_l0,
             "W_hh": self.rnn.weight_hh_l0,
             "decoder": self.decoder.weight,
         }
+        unknown = set(groups) - set(weights)
+        if unknown:
+            raise ValueError(f"unknown weight group(s) {sorted(unknown)}; allowed values: {list(GROUPS)}")
+        return {name: weights[name] for name in groups}
 
 
 def cross_entropy(logits: torch.Tensor, target_code: torch.Tensor) -> torch.Tensor:

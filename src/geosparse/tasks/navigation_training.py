@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
-from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import from_config as regularizer_from_config
 from geosparse.runio import derive_seed
 from geosparse.tasks.navigation import (
@@ -24,12 +23,17 @@ SMALL_WEIGHT = 1e-3
 """The paper's stated validation threshold on |W_hh| (reported as a fraction)."""
 
 
-class NavigationRun:
-    """Model, regularizer, pruner and data streams of one navigation run."""
+class NavigationTask:
+    """Place cells, regularizer and trajectory streams of one navigation run (``Task``)."""
+
+    steps_per_epoch = None  # training.steps_per_epoch
+    data_description = None
+    lr_plateau_key = None
+    task_loss_key = "task_loss"
 
     def __init__(self, config: dict, seed: int, device: torch.device) -> None:
         self.config, self.seed, self.device = config, seed, device
-        pc, model_cfg = config["place_cells"], config["model"]
+        pc = config["place_cells"]
         self.place_cells = PlaceCells(
             n=pc["n"],
             sigma=pc["sigma"],
@@ -40,21 +44,15 @@ class NavigationRun:
             device=device,
         )
         self.chance_loss = math.log(pc["n"])  # uniform code over the place cells (divergence rule)
-        self.task_loss_key = "task_loss"
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "model-init"))
-            self.model = NavigationRNN(pc["n"], model_cfg["n_hidden"], model_cfg["activation"])
-        self.model.to(device)
         self.regularizer = regularizer_from_config(
-            config["regularizer"], model_cfg["n_hidden"], derive_seed(seed, "moduli")
+            config["regularizer"], config["model"]["n_hidden"], derive_seed(seed, "moduli")
         ).to(device)
-        weights = self.model.prunable()
-        self.pruner = MagnitudePruner(
-            {name: weights[name] for name in config["pruning"]["tensors"]},
-            scope=config["pruning"]["scope"],
-        )
-        self.trainable: list[nn.Parameter] = [*self.model.parameters(), *self.regularizer.parameters()]
+        self.regularizers = nn.ModuleList([self.regularizer])
         self.stream: TrajectoryGenerator | None = None
+
+    def build_model(self) -> NavigationRNN:
+        model = self.config["model"]
+        return NavigationRNN(self.config["place_cells"]["n"], model["n_hidden"], model["activation"])
 
     def _stream(self, purpose: str) -> TrajectoryGenerator:
         traj = self.config["trajectory"]
@@ -69,40 +67,36 @@ class NavigationRun:
     def start_phase(self, phase: str) -> None:
         self.stream = self._stream(f"train-{phase}")
 
-    def new_optimizer(self) -> torch.optim.Optimizer:
+    def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         training = self.config["training"]
-        return torch.optim.AdamW(self.trainable, lr=training["lr"], weight_decay=training["weight_decay"])
+        return torch.optim.AdamW(params, lr=training["lr"], weight_decay=training["weight_decay"])
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def train_step(self, model: NavigationRNN) -> dict[str, torch.Tensor]:
         with record_function("geosparse:batch (trajectories, place codes)"):
             batch = self.stream.next_batch()
         with record_function("geosparse:forward (RNN, read-out)"):
-            logits = self.model(batch.velocity, batch.init_code)
+            logits = model(batch.velocity, batch.init_code)
         with record_function("geosparse:loss (cross-entropy, moduli penalty)"):
             task_loss = cross_entropy(logits, batch.target_code)
-            penalty = self.regularizer.reg(self.model.rnn.weight_hh_l0)
+            penalty = self.regularizer.reg(model.rnn.weight_hh_l0)
         with torch.no_grad(), record_function("geosparse:training error (decoding)"):
             error = decoding_error_cm(logits, batch.position, self.place_cells)
         return {"loss": task_loss + penalty, "task_loss": task_loss.detach(),
                 "penalty": penalty.detach(), "error_cm": error}
 
-    def after_step(self) -> None:
-        self.regularizer.project_()
-
-    def end_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    def validate(self, model: NavigationRNN) -> dict[str, float | None]:
         return {}
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
+    def evaluate(self, model: NavigationRNN) -> dict:
         """Error (cm) and loss over fresh batches of a dedicated evaluation stream.
 
         The rule: pruned weights are exact zeros (the masks); if
         ``evaluation.zero_threshold`` > 0, |W_hh| below it is also zeroed, on a copy.
         """
         threshold = self.config["evaluation"]["zero_threshold"]
-        model = self.model
         if threshold > 0:
-            model = copy.deepcopy(self.model)
+            model = copy.deepcopy(model)
             w = model.rnn.weight_hh_l0
             w.mul_(w.abs() >= threshold)
         model.eval()
@@ -114,13 +108,10 @@ class NavigationRun:
             errors.append(decoding_error_cm(logits, batch.position, self.place_cells))
             losses.append(cross_entropy(logits, batch.target_code))
         w_hh = model.rnn.weight_hh_l0
-        report = self.pruner.report()
         return {
             "error_cm": float(torch.stack(errors).mean()),
             "loss": float(torch.stack(losses).mean()),
             "W_hh_sparsity": float((w_hh == 0).float().mean()),
-            "sparsity": report["global"]["sparsity"],
-            "sparsity_report": report,
             "W_hh_fraction_below_1e-3": float((w_hh.abs() < SMALL_WEIGHT).float().mean()),
             "eval_rule": (
                 "pruning masks only: pruned weights are exact zeros"
@@ -133,6 +124,5 @@ class NavigationRun:
         return {"stream": self.stream.state_dict(), "regularizer": self.regularizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.stream = self.stream or self._stream("train-sparse")
         self.stream.load_state_dict(state["stream"])
         self.regularizer.load_state_dict(state["regularizer"])
