@@ -1,6 +1,5 @@
-# Entry point at the repository root for `snakemake` and DVC; the workflow lives in
-# workflow/ (Snakemake's recommended layout). An `include:` does not carry the included
-# file's default target over, hence the one-line rule below.
+# Kept because `snakemake` and `dvc repro` run from the repository root (the workflow is
+# workflow/Snakefile); an include does not carry its default target over, hence rule default.
 include: "workflow/Snakefile"
 
 

@@ -118,31 +118,32 @@ print(' '.join(str(len(g[t]['regularizers']) * len(g[t]['targets']) * len(g[t]['
 for t in ('navigation', 'language', 'adding')))")"
 read -r NAV_RUNS LANG_RUNS ADD_RUNS <<< "$RUNS"
 log "submitted jobs by rule: $(rule_of < jobs.txt | sort | uniq -c | tr '\n' ' ')"
-check() {  # check RULE EXPECTED_JOBS GPU(yes|no) [CPUS]
-    local rule=$1 want=$2 gpu=$3 cpus=${4:-}
-    local n; n="$(count "Comment=rule_${rule}[_ ]")"
-    [ "$n" -eq "$want" ] || { log "FAIL: $rule: $n SLURM jobs, expected $want"; exit 1; }
-    local with_gpu; with_gpu="$(grep "Comment=rule_${rule}[_ ]" jobs.txt | grep -cE 'gres[/:]gpu' || true)"
+check() {  # check NAME COMMENT_PATTERN EXPECTED_JOBS GPU(yes|no) [CPUS]
+    local name=$1 pattern="Comment=$2" want=$3 gpu=$4 cpus=${5:-}
+    local n; n="$(count "$pattern")"
+    [ "$n" -eq "$want" ] || { log "FAIL: $name: $n SLURM jobs, expected $want"; exit 1; }
+    local with_gpu; with_gpu="$(grep "$pattern" jobs.txt | grep -cE 'gres[/:]gpu' || true)"
     if [ "$gpu" = yes ]; then
-        [ "$with_gpu" -eq "$want" ] || { log "FAIL: $rule: $with_gpu of $want jobs asked for a GPU"; exit 1; }
+        [ "$with_gpu" -eq "$want" ] || { log "FAIL: $name: $with_gpu of $want jobs asked for a GPU"; exit 1; }
     else
-        [ "$with_gpu" -eq 0 ] || { log "FAIL: $rule: $with_gpu CPU-only jobs asked for a GPU"; exit 1; }
+        [ "$with_gpu" -eq 0 ] || { log "FAIL: $name: $with_gpu CPU-only jobs asked for a GPU"; exit 1; }
     fi
     if [ -n "$cpus" ]; then
-        local right; right="$(grep "Comment=rule_${rule}[_ ]" jobs.txt | grep -c " NumCPUs=$cpus " || true)"
-        [ "$right" -eq "$want" ] || { log "FAIL: $rule: $right of $want jobs got $cpus CPUs"; exit 1; }
+        local right; right="$(grep "$pattern" jobs.txt | grep -c " NumCPUs=$cpus " || true)"
+        [ "$right" -eq "$want" ] || { log "FAIL: $name: $right of $want jobs got $cpus CPUs"; exit 1; }
     fi
-    log "$rule: $n jobs, GPU $gpu${cpus:+, $cpus CPUs}: ok"
+    log "$name: $n jobs, GPU $gpu${cpus:+, $cpus CPUs}: ok"
 }
-check train_navigation "$NAV_RUNS" yes 2     # device auto -> one GPU; threads 2 -> 2 CPUs
-check train_language "$LANG_RUNS" no 1       # device cpu -> no GPU
-check train_adding "$ADD_RUNS" no 1
-check sweep_navigation "$NAV_RUNS" no
-check sparse_inference_navigation "$NAV_RUNS" no
-check connectivity_navigation 1 no
+# rule train serves every task; its comment carries the wildcards, the task first
+check "train navigation" rule_train_wildcards_navigation_ "$NAV_RUNS" yes 2  # device auto -> one GPU; threads 2
+check "train language" rule_train_wildcards_language_ "$LANG_RUNS" no 1      # device cpu -> no GPU
+check "train adding" rule_train_wildcards_adding_ "$ADD_RUNS" no 1
+check sweep_navigation "rule_sweep_navigation[_ ]" "$NAV_RUNS" no
+check sparse_inference_navigation "rule_sparse_inference_navigation[_ ]" "$NAV_RUNS" no
+check connectivity_navigation "rule_connectivity_navigation[_ ]" 1 no
 for rule in $(rule_of < jobs.txt | sort -u); do
     case "$rule" in
-        train_navigation|train_language|train_adding|sweep_navigation|sparse_inference_navigation|connectivity_navigation) ;;
+        train|sweep_navigation|sparse_inference_navigation|connectivity_navigation) ;;
         *) log "FAIL: $rule went to SLURM (a localrule)"; exit 1;;
     esac
 done

@@ -43,22 +43,23 @@ import math
 from pathlib import Path
 
 import torch
+from sparse_helpers import hilbert_order, synthetic_mask
 
 from geosparse.inference_benchmark import measure
 from geosparse.sparse import (
     BLOCKSIZES,
+    INFERENCE_FORMATS,
     SparseNavigationRNN,
     block_density,
     geometry_order,
-    hilbert_order,
     load_run,
     nbytes,
     stored_nbytes,
-    synthetic_mask,
 )
 from geosparse.tasks.navigation import NavigationRNN
 
-FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo", "scipy-bsr-geo")
+FORMATS = (*INFERENCE_FORMATS, "scipy-bsr-geo")
+"""The library's inference formats, plus scipy's BSR kernel (W_hh as in bsr-geo)."""
 
 
 
@@ -125,10 +126,8 @@ def bench(args: argparse.Namespace) -> list[dict]:
                         continue
                     if fmt != "dense" and sparsity == 0 and not args.sparse_at_zero:
                         continue
-                    layout = {"dense": "dense", "csr": "csr", "csr-geo": "csr"}.get(fmt, "bsr")
-                    order = "geometry" if fmt.endswith("-geo") else "none"
-                    if fmt == "scipy-bsr-geo":
-                        layout = "dense"  # converted to scipy below
+                    # scipy-bsr-geo: dense in geometry order here, converted to scipy below
+                    layout, order = INFERENCE_FORMATS.get(fmt, ("dense", "geometry"))
                     models[fmt] = SparseNavigationRNN.from_dense(
                         weights, None, layout, order, positions, "torus", args.blocksize, io_max_density=-1.0
                     )

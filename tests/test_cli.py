@@ -7,10 +7,20 @@ import torch
 
 from conftest import SMOKE, cli_args, read_metrics, run_cli_subprocess
 from geosparse.cli import main
-from geosparse.config import ConfigError, resolve
+from geosparse.config import ConfigError, load_schema, resolve
+from geosparse.inhibitors import INHIBITORS
+from geosparse.moduli import SPACES
+from geosparse.regularizer import L1_STAR_SCALES
 
-SPACES = ["torus", "torus6", "klein", "circle", "sphere", "s3", "r3", "standard", "none"]
-INHIBITORS = ["dog", "square", "ripple", "gauss", "identity"]
+
+def test_schema_enums_are_the_registries():
+    """The regularizer schema lists exactly the registered spaces, inhibitors and named
+    scales (one source of truth: a new space is registered, then this test names the
+    schema line to extend)."""
+    properties = load_schema("regularizer")["properties"]
+    assert properties["space"]["enum"] == list(SPACES)
+    assert properties["inhibitor"]["enum"] == list(INHIBITORS)
+    assert properties["scale"]["oneOf"][1]["enum"] == list(L1_STAR_SCALES)
 
 
 def _fails_cleanly(capsys, tmp_path, args_overrides, *expected, config=SMOKE) -> str:
@@ -169,3 +179,16 @@ def test_version_and_module_entry_point():
 
     module = subprocess.run([sys.executable, "-m", "geosparse", "--help"], capture_output=True, text=True)
     assert module.returncode == 0 and "geosparse train TASK" in module.stdout and "``" not in module.stdout
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only bad input (``InputError``, config errors included) becomes exit 2 with a
+    one-line message; any other ValueError is a bug and propagates with its traceback."""
+    from geosparse import training
+
+    def broken(self):
+        raise ValueError("an internal invariant failed")
+
+    monkeypatch.setattr(training.Trainer, "train", broken)
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(cli_args(tmp_path / "run"))

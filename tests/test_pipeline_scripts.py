@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
+from geosparse.config import parse_yaml
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
@@ -26,6 +27,9 @@ import table_navigation_error
 import table_navigation_inference
 import table_navigation_lottery
 import tables_io
+
+CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
+"""The shipped roles and thresholds (config/config.yaml ``claims``)."""
 
 PAPER = str(REPO / "config" / "paper_results" / "navigation.csv")
 
@@ -148,7 +152,7 @@ def test_lottery_table_without_lottery_runs(runs):
 def test_summary_claims(runs):
     error, _ = table_navigation_error.build(runs, PAPER)
     lottery, _ = table_navigation_lottery.build(runs, PAPER)
-    text, metrics = summary.build(error, lottery, runs)
+    text, metrics = summary.build(error, lottery, runs, CLAIMS)
     assert metrics["claims"] == {"claim1_geometry_at_90": True, "claim2_all_fail_at_98": None,
                                  "claim3_lottery_tickets": None}
     assert metrics["navigation_torus_dog_t90"]["error_cm_mean"] == 5.0
@@ -181,23 +185,23 @@ def _paired(errors: dict[str, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def test_claim_one_in_direction_when_below_in_every_seed():
     # large seed spread of the control, but the paired ordering holds in each seed
-    ok, text = summary.claim_geometry(*_paired({"torus_dog": [23.0, 26.0], "l1": [34.0, 60.0]}))
+    ok, text = summary.claim_geometry(*_paired({"torus_dog": [23.0, 26.0], "l1": [34.0, 60.0]}), CLAIMS)
     assert ok == summary.DIRECTION and "std over seeds" in text
     assert summary._verdict(ok) == "replicated in direction, not in size"
 
 
 def test_claim_one_not_replicated_when_one_seed_reverses():
-    ok, _ = summary.claim_geometry(*_paired({"torus_dog": [23.0, 36.0], "none": [34.0, 35.0]}))
+    ok, _ = summary.claim_geometry(*_paired({"torus_dog": [23.0, 36.0], "none": [34.0, 35.0]}), CLAIMS)
     assert ok is False
 
 
 def test_claim_one_needs_two_seeds_for_the_direction_verdict():
-    ok, _ = summary.claim_geometry(*_paired({"torus_dog": [23.0], "none": [34.0]}))
+    ok, _ = summary.claim_geometry(*_paired({"torus_dog": [23.0], "none": [34.0]}), CLAIMS)
     assert ok is False
 
 
 def test_claim_one_replicated_at_the_papers_effect_size():
-    ok, _ = summary.claim_geometry(*_paired({"klein_dog": [6.0, 7.0], "none": [78.0, 80.0]}))
+    ok, _ = summary.claim_geometry(*_paired({"klein_dog": [6.0, 7.0], "none": [78.0, 80.0]}), CLAIMS)
     assert ok is True
 
 

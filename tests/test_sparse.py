@@ -4,11 +4,12 @@ density, export round trip and CLI errors (all CPU, tiny sizes)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
 
-from conftest import cli_args
+from conftest import REPO, cli_args
 from geosparse.cli import main
 from geosparse.moduli import get_space
 from geosparse.runs import new_run
@@ -16,13 +17,14 @@ from geosparse.sparse import (
     SparseNavigationRNN,
     block_density,
     geometry_order,
-    hilbert_order,
     load_run,
     load_sparse,
     permute_weights,
-    synthetic_mask,
 )
 from geosparse.tasks.navigation import NavigationRNN
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from sparse_helpers import hilbert_order, synthetic_mask
 
 NG, NP = 64, 16
 
@@ -194,7 +196,7 @@ def test_export_cli_errors(trained_run, tmp_path, capsys):
     out = tmp_path / "model.pt"
     cases = [
         (["--run", str(tmp_path / "missing")], "metrics.json"),
-        (["--run", str(trained_run), "--format", "bsr", "--blocksize", "5"], "divisible by the blocksize 5"),
+        (["--run", str(trained_run), "--format", "bsr", "--blocksize", "5"], "--blocksize that divides Ng = 64, not 5"),
         (["--run", str(trained_run), "--blocksize", "0"], "blocksize"),
     ]
     for extra, message in cases:
@@ -312,7 +314,7 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     run = tmp_path / "run"
     assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
     trained = torch.load(run / "checkpoint.pt", weights_only=True)["task"]["regularizer"]
-    (run / "checkpoint.pt").unlink()                     # as rule train_navigation does
+    (run / "checkpoint.pt").unlink()                     # as rule train does
     loaded, _ = load_run(run)
     for key, value in trained.items():
         assert torch.equal(loaded.regularizer.state_dict()[key], value), key

@@ -27,6 +27,16 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.M)}
 
 
+def train_counts(output: str) -> dict[str, int]:
+    """``task -> training jobs`` of rule ``train`` in a dry run (its outputs
+    ``results/<grid>/<task>/<run>/metrics.json``)."""
+    tasks = [re.match(r"results/[^/]+/(\w+)/[^/]+/metrics\.json$", path) for path in planned_outputs(output)]
+    found: dict[str, int] = {}
+    for match in filter(None, tasks):
+        found[match[1]] = found.get(match[1], 0) + 1
+    return found
+
+
 def planned_outputs(output: str) -> list[str]:
     """Every output path of the jobs a (dry) run lists."""
     return [path for line in re.findall(r"^\s+output: (.+)$", output, re.M) for path in line.split(", ")]
@@ -49,11 +59,13 @@ def test_dry_run_lists_the_grid(config):
     result = snakemake("-n", "--forceall", "--configfile", config)  # whatever results/ holds
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train_navigation"] == counts["sweep_navigation"] == grid_size(config)
+    trains = train_counts(result.stdout + result.stderr)
+    assert counts["train"] == sum(trains.values())  # one rule trains every task
+    assert trains["navigation"] == counts["sweep_navigation"] == grid_size(config)
     assert counts["sparse_inference_navigation"] == grid_size(config)
     assert counts["table_navigation_error"] == counts["table_navigation_inference"] == counts["summary"] == 1
     for task, table in (("language", "table_language"), ("adding", "table_adding")):
-        assert counts.get(f"train_{task}", 0) == grid_size(config, task)
+        assert trains.get(task, 0) == grid_size(config, task)
         assert counts.get(table, 0) == (1 if grid_size(config, task) else 0)
     assert counts.get("fig_language_val_loss", 0) == (1 if grid_size(config, "language") else 0)
     # only the paper grid reads the real WikiText-2 (smoke: the FIXTURE corpus)
@@ -64,14 +76,18 @@ def test_dry_run_lists_the_grid(config):
 
 
 def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, resources) of every job a dry run lists."""
+    """(name, resources) of every job a dry run lists; the name is the rule's, with
+    ``_<task>`` added for rule ``train`` (from its wildcards)."""
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
         rule = re.match(r"(?:local)?rule (\w+):", block)
         resources = re.search(r"^\s+resources: (.+)$", block, re.M)
         if rule:
+            name = rule[1]
+            if name == "train":
+                name += "_" + re.search(r"^\s+wildcards: task=(\w+)", block, re.M)[1]
             pairs = (item.split("=", 1) for item in resources[1].split(", ")) if resources else ()
-            jobs.append((rule[1], dict(pairs)))
+            jobs.append((name, dict(pairs)))
     return jobs
 
 
@@ -152,13 +168,12 @@ def test_enable_files_switch_the_default_tasks_on():
                        "config/enable/adding.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
+    trains = train_counts(result.stdout + result.stderr)
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())["tasks"]
     for task in ("language", "adding"):
         g = default[task]
-        assert counts[f"train_{task}"] == len(g["regularizers"]) * len(g["targets"]) * len(
-            g["seeds"])
-    assert counts["wikitext2"] == 1 and counts["train_navigation"] == grid_size(
-        "config/config.yaml")
+        assert trains[task] == len(g["regularizers"]) * len(g["targets"]) * len(g["seeds"])
+    assert counts["wikitext2"] == 1 and trains["navigation"] == grid_size("config/config.yaml")
 
 
 def test_default_and_paper_grids():
@@ -203,7 +218,7 @@ def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, expected):
     result = snakemake("-n", "--configfile", str(path))
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert "train_navigation" not in message  # no job was scheduled
+    assert "rule train:" not in message and "Job stats" not in message  # no job was scheduled
     for text in expected:
         assert text in message, message
 
@@ -365,7 +380,7 @@ def test_a_deleted_run_file_is_rebuilt_and_the_tables_follow(smoke, tmp_path):
         shutil.copy2(saved, metrics)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train_navigation"] == 1
+    assert counts["train"] == train_counts(result.stdout + result.stderr)["navigation"] == 1
     assert counts["aggregate_runs"] >= 1 and counts["table_navigation_error"] == 1 and counts["summary"] == 1
     rerun = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
     assert "Nothing to be done" in rerun.stdout + rerun.stderr   # restored: up to date again

@@ -18,7 +18,8 @@ import textwrap
 from pathlib import Path
 
 import geosparse
-from geosparse.config import ConfigError, resolve
+from geosparse.config import InputError, resolve
+from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
 
 HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
 """Task -> the result printed after training (the tasks themselves: geosparse.runs.TASKS)."""
@@ -99,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a finished navigation run as a sparse inference model")
     export.add_argument("--run", required=True, type=Path, help="finished run directory")
     export.add_argument("--out", required=True, type=Path, help="output file (torch.save, weights_only-safe)")
-    export.add_argument("--format", dest="layout", choices=["csr", "bsr"], default="csr", help="W_hh layout")
-    export.add_argument("--order", choices=["none", "geometry"], default="none",
+    export.add_argument("--format", dest="layout", choices=EXPORT_LAYOUTS, default="csr", help="W_hh layout")
+    export.add_argument("--order", choices=ORDERS, default="none",
                         help="renumber hidden units by moduli position (geometry) or keep them (none)")
     export.add_argument("--blocksize", type=int, default=32, help="BSR block size (default 32)")
     bench = commands.add_parser("benchmark-inference",
@@ -136,14 +137,14 @@ def _check_run_dir(out: Path) -> None:
     """``--out`` must be a folder, or creatable as one, that this process can write.
     Checked before any work and without creating anything (the Trainer creates it)."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
+        raise InputError(f"--out {out}: exists and is not a folder")
     existing = out
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"--out {out}: cannot create the run folder ({existing} is not a folder)")
+        raise InputError(f"--out {out}: cannot create the run folder ({existing} is not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {existing} is not writable")
+        raise InputError(f"--out {out}: {existing} is not writable")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"train": _train, "sweep": _sweep, "data": _data, "export": _export,
                 "benchmark-inference": _benchmark_inference}[args.command](args)
-    except (ConfigError, ValueError) as error:
+    except InputError as error:  # config errors included; other errors are bugs: traceback
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2
 

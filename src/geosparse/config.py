@@ -29,7 +29,12 @@ native speed. Must be set before torch is imported (the workflow's ``cpu_kernels
 portable`` does it for every job)."""
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input from the user (a file, a folder, an option, a value): the CLI exits 2
+    with the message alone. Any other exception is a bug and keeps its traceback."""
+
+
+class ConfigError(InputError):
     """A config file or value is invalid; the message names the key."""
 
 
@@ -205,13 +210,20 @@ def nonfinite_errors(config: dict) -> list[str]:
             for key in nonfinite_keys(config)]
 
 
+def schema_errors(instance: dict, schema: dict) -> list[str]:
+    """One message per problem of ``instance`` against a JSON ``schema`` (draft 2020-12,
+    the shared section schemas resolvable): NaN/inf numbers first, then the schema's
+    errors by key, each naming the key and the allowed keys or values. Used for run
+    configs and, by the workflow, for the pipeline config."""
+    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return nonfinite_errors(instance) + [_describe(e) for e in errors]
+
+
 def validate(config: dict, task: str) -> dict:
     """Validate ``config`` against ``task``'s schema; raise ConfigError naming the key.
     Every number must also be finite."""
-    schema = load_schema(task)
-    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    messages = nonfinite_errors(config) + [_describe(e) for e in errors]
+    messages = schema_errors(config, load_schema(task))
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

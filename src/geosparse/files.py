@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from geosparse.config import InputError
+
 
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file the project wrote (metrics.json, sweep.json, ...); a missing or
@@ -15,7 +17,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path} is missing") from None
+        raise InputError(f"{path} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); delete it and rerun the step that "
+        raise InputError(f"{path} is not valid JSON ({error}); delete it and rerun the step that "
                          "writes it") from None

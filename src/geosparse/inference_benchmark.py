@@ -30,10 +30,9 @@ from torch.utils import benchmark as tb
 
 from geosparse.files import read_json
 from geosparse.runio import derive_seed, describe_device, versions
-from geosparse.sparse import SparseNavigationRNN, block_densities, load_run
+from geosparse.sparse import INFERENCE_FORMATS, SparseNavigationRNN, block_densities, load_run
 from geosparse.tasks.navigation import TrajectoryGenerator
 
-FORMATS = ("dense", "nn.RNN", "csr", "csr-geo", "bsr-geo")
 KINDS = ("step", "sequence")
 
 
@@ -71,17 +70,19 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
     def export(layout: str, order: str, **kwargs) -> SparseNavigationRNN:
         return SparseNavigationRNN.from_run(run, masks, layout, order, blocksize, **kwargs)
 
-    models: dict = {"dense": export("dense", "none", io_max_density=-1.0), "nn.RNN": run.model.eval(),
-                    "csr": export("csr", "none")}
+    models: dict = {}
     notes = {}
-    if getattr(reg, "positions", None) is not None:
-        models["csr-geo"] = export("csr", "geometry")
-        if n_hidden % blocksize == 0:
-            models["bsr-geo"] = export("bsr", "geometry")
-        else:
-            notes["bsr-geo"] = f"skipped: blocksize {blocksize} does not divide Ng = {n_hidden}"
-    else:
-        notes["csr-geo"] = notes["bsr-geo"] = f"skipped: space {reg.space.name!r} has no positions"
+    for fmt, spec in INFERENCE_FORMATS.items():
+        if spec is None:  # the training model
+            models[fmt] = run.model.eval()
+            continue
+        layout, order = spec
+        if order == "geometry" and getattr(reg, "positions", None) is None:
+            notes[fmt] = f"skipped: space {reg.space.name!r} has no positions"
+        elif layout == "bsr" and n_hidden % blocksize:
+            notes[fmt] = f"skipped: blocksize {blocksize} does not divide Ng = {n_hidden}"
+        else:  # the dense reference keeps every matrix dense
+            models[fmt] = export(layout, order, **({"io_max_density": -1.0} if layout == "dense" else {}))
     info = {
         "n_hidden": n_hidden,
         "n_place_cells": run.task.place_cells.n,

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from geosparse.spaces import SPACE_SPECS, has_positions
+
 PERIOD = 10.0
 """Side length of the flat torus and Klein bottle fundamental domains."""
 
@@ -50,7 +52,7 @@ class ModuliSpace:
 
     @property
     def has_geometry(self) -> bool:
-        return self.kind != "constant"
+        return has_positions(self.name)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Draw ``n`` positions, shape ``(n, dim)``, float64 on the CPU."""
@@ -136,20 +138,8 @@ def _klein_distance(a: torch.Tensor, b: torch.Tensor, smooth: bool) -> torch.Ten
     return torch.sqrt(best + 1e-12) if smooth else torch.sqrt(best)
 
 
-SPACES: dict[str, ModuliSpace] = {
-    space.name: space
-    for space in (
-        ModuliSpace("torus", 2, "flat"),
-        ModuliSpace("torus6", 6, "flat"),
-        ModuliSpace("klein", 2, "klein"),
-        ModuliSpace("circle", 2, "sphere", radius=5.0),
-        ModuliSpace("sphere", 3, "sphere", radius=5.0),
-        ModuliSpace("s3", 4, "sphere", radius=10.0),
-        ModuliSpace("r3", 3, "euclidean"),
-        ModuliSpace("standard", 0, "constant"),
-        ModuliSpace("none", 0, "constant"),
-    )
-}
+SPACES: dict[str, ModuliSpace] = {name: ModuliSpace(*spec) for name, spec in SPACE_SPECS.items()}
+"""The registry (``geosparse.spaces.SPACE_SPECS``, with geometry)."""
 
 
 def get_space(name: str) -> ModuliSpace:

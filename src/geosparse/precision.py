@@ -19,13 +19,15 @@ import contextlib
 
 import torch
 
+from geosparse.config import ConfigError
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def configure(precision: str) -> None:
     """Set torch's TF32 switches for ``precision`` (they only act on CUDA)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"config key 'training.precision': {precision!r}; allowed values: {list(PRECISIONS)}")
+        raise ConfigError(f"config key 'training.precision': {precision!r}; allowed values: {list(PRECISIONS)}")
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

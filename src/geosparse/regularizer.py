@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geosparse.config import ConfigError
 from geosparse.inhibitors import get_inhibitor
 from geosparse.moduli import get_space
+from geosparse.spaces import has_positions
 
 L1_STAR_REFERENCE = {"space": "torus", "inhibitor": "dog", "invert": True}
 """The regularizer whose mean coefficient L1* matches (inverted torus DoG, ~66.5)."""
@@ -157,6 +159,10 @@ class ModuliRegularizer(nn.Module):
         )
 
 
+L1_STAR_SCALES = {"l1_star": L1_STAR_REFERENCE, "l1_star_authors": L1_STAR_AUTHORS_REFERENCE}
+"""Named ``regularizer.scale`` values: L1 at the mean strength of that reference."""
+
+
 def from_config(config: dict, n: int, seed: int) -> ModuliRegularizer:
     """Build a regularizer from a config's ``regularizer`` section (schema-checked).
 
@@ -164,14 +170,16 @@ def from_config(config: dict, n: int, seed: int) -> ModuliRegularizer:
     ``standard``) with every coefficient equal to the mean of the reference regularizer.
     """
     scale = config["scale"]
+    if config["learn_embedding"] and not has_positions(config["space"]):
+        raise ConfigError(f"config key 'regularizer.learn_embedding': true needs a space with neuron "
+                          f"positions, not {config['space']!r}")
     if isinstance(scale, str):
         if config["space"] != "standard":
-            raise ValueError(f"regularizer.scale={scale!r} needs space 'standard', not {config['space']!r}")
-        references = {"l1_star": L1_STAR_REFERENCE, "l1_star_authors": L1_STAR_AUTHORS_REFERENCE}
-        if scale not in references:
-            raise ValueError(f"unknown regularizer.scale {scale!r}; allowed: a number or {sorted(references)}")
+            raise ConfigError(f"regularizer.scale={scale!r} needs space 'standard', not {config['space']!r}")
+        if scale not in L1_STAR_SCALES:
+            raise ConfigError(f"unknown regularizer.scale {scale!r}; allowed: a number or {sorted(L1_STAR_SCALES)}")
         return ModuliRegularizer.l1_star(
-            n, references[scale], p=config["p"], strength=config["strength"], seed=seed
+            n, L1_STAR_SCALES[scale], p=config["p"], strength=config["strength"], seed=seed
         )
     return ModuliRegularizer(
         n,

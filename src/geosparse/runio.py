@@ -10,12 +10,14 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 import geosparse
+from geosparse.config import InputError
 
 TEMP_SUFFIX = ".tmp"
 """Atomic writes go to ``.<name>.<random>.tmp`` beside the target, then are renamed."""
@@ -27,9 +29,11 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: Path, write) -> None:
-    """Write ``path`` through a temp file + rename, with the permissions a plain ``open``
-    would give (mkstemp's 0600 honours no umask: colleagues could not read results)."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically: ``write(fh)`` fills a temp file beside it, which is
+    fsynced and renamed over ``path`` (readers never see a partial file), with the
+    permissions a plain ``open`` would give (mkstemp's 0600 honours no umask: colleagues
+    could not read results)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
@@ -47,12 +51,12 @@ def _atomic(path: Path, write) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as JSON atomically (temp file + rename); NaN is not allowed."""
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """``torch.save`` atomically."""
-    _atomic(Path(path), lambda fh: torch.save(state, fh))
+    atomic_write(Path(path), lambda fh: torch.save(state, fh))
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
@@ -76,7 +80,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(
+        raise InputError(
             f"{path} is not a valid geosparse checkpoint ({type(error).__name__}: truncated, "
             "corrupt, or not written by geosparse; it is never loaded as arbitrary pickled "
             f"objects). Delete it to start over (a run folder's checkpoint.pt: the run then "
@@ -103,9 +107,9 @@ def select_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name}: allowed values: auto, cpu, cuda, cuda:N")
+        raise InputError(f"--device {name}: allowed values: auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise InputError(f"--device {name}: CUDA is not available on this machine")
     return device
 
 

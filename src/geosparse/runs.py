@@ -26,6 +26,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from geosparse.config import InputError
 from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import ModuliRegularizer
@@ -169,26 +170,26 @@ def load_finished(run_dir: str | Path, phase: str = "sparse", device: torch.devi
     run_dir, device = Path(run_dir), torch.device(device)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
-        raise ValueError(f"{metrics_path} not found: not a finished run folder")
+        raise InputError(f"{metrics_path} not found: not a finished run folder")
     metrics = read_json(metrics_path)
     config = metrics.get("config") or {}
     if task is not None and config.get("task") != task:
-        raise ValueError(f"{run_dir} is a {config.get('task')!r} run, not a {task} run")
+        raise InputError(f"{run_dir} is a {config.get('task')!r} run, not a {task} run")
     if metrics.get("status") != "completed":
-        raise ValueError(f"{run_dir} has no final model (status {metrics.get('status')!r})")
+        raise InputError(f"{run_dir} has no final model (status {metrics.get('status')!r})")
     model_path = run_dir / f"model_{phase}.pt"
     if not model_path.is_file():
-        raise ValueError(f"{model_path} not found (phase {phase!r} was not run)")
+        raise InputError(f"{model_path} not found (phase {phase!r} was not run)")
     saved = load_checkpoint(model_path, device)
     if saved.get("version") is None and {"model", "masks"} <= set(saved):
         # the earlier format ({model, masks}): config and seed from metrics.json, which fix
         # the neuron positions unless they were learned (those were not saved)
         if config.get("regularizer", {}).get("learn_embedding"):
-            raise ValueError(f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
+            raise InputError(f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
                              "learned neuron positions: retrain the run (delete its folder)")
         saved = {**saved, "config": config, "seed": metrics["seed"], "task_state": None}
     elif saved.get("version") != FINAL_MODEL_VERSION:
-        raise ValueError(f"{model_path} has format version {saved.get('version')!r}, this geosparse "
+        raise InputError(f"{model_path} has format version {saved.get('version')!r}, this geosparse "
                          f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)")
     run = new_run(saved["config"], saved["seed"], device)
     run.model.load_state_dict(saved["model"])

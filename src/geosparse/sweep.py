@@ -17,6 +17,7 @@ import copy
 from collections.abc import Sequence
 from pathlib import Path
 
+from geosparse.config import InputError
 from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
 from geosparse.runio import write_json
@@ -26,10 +27,10 @@ from geosparse.runs import load_finished
 def sweep_navigation(run_dir: Path, levels: Sequence[float]) -> dict:
     """Evaluate the run in ``run_dir`` pruned to each of ``levels`` (fractions in [0, 1))."""
     if not levels:
-        raise ValueError("at least one sweep level is needed")
+        raise InputError("at least one sweep level is needed")
     for level in levels:
         if not 0 <= level < 1:
-            raise ValueError(f"sweep level must be in [0, 1), got {level!r}")
+            raise InputError(f"sweep level must be in [0, 1), got {level!r}")
     metrics = read_json(run_dir / "metrics.json")
     if metrics["status"] != "completed":
         return {

@@ -21,6 +21,7 @@ from torch import nn
 from torch.profiler import record_function
 from tqdm import tqdm
 
+from geosparse.config import InputError
 from geosparse.precision import autocast as precision_autocast
 from geosparse.precision import configure as configure_precision
 from geosparse.precision import describe as describe_precision
@@ -42,7 +43,7 @@ from geosparse.runs import Run
 METRICS_SCHEMA_VERSION = 1
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """The run directory holds a checkpoint of another config or seed."""
 
 

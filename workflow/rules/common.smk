@@ -1,9 +1,9 @@
 """Config validation and the grid, shared by every task's rules.
 
-A task's rules read its grid only through these functions (``grid``, ``run_ids``,
-``run_overrides``, ...), so adding a task means: a ``tasks.<task>`` entry in the schema
-and configs, a ``rules/<task>.smk`` with its training rule, and its targets in
-``TASK_OUTPUTS``.
+Rules read a task's grid only through these functions (``grid``, ``run_ids``,
+``run_overrides``, ...), so adding a task means: a ``geosparse.runs.TASKS`` entry, a
+``tasks.<task>`` entry in the schema and configs, its tables / figures in tables.smk /
+figures.smk, and its targets in ``TASK_OUTPUTS`` (rule ``train`` serves every task).
 """
 
 import functools
@@ -16,36 +16,27 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from geosparse.config import PORTABLE_CPU_KERNELS, ConfigError, extends_chain, nonfinite_errors, resolve
+from geosparse.config import PORTABLE_CPU_KERNELS, ConfigError, extends_chain, resolve, schema_errors
+from geosparse.grid import has_positions, run_assignments
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 
 
 def _validate_config():
-    """``snakemake.utils.validate``; on failure, one line per error naming the key. Every
-    number must be finite (a schema bound does not reject NaN)."""
-    nonfinite = nonfinite_errors(config)
-    if nonfinite:
-        raise WorkflowError("invalid pipeline config:\n  " + "\n  ".join(nonfinite))
-    try:
-        validate(config, str(SCHEMA))
-    except WorkflowError:
-        validator = jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text()))
-        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-        lines = [
-            f"config key '{'.'.join(map(str, e.absolute_path)) or '<top level>'}': {e.message}"
-            + (f"; allowed keys: {sorted(e.schema['properties'])}"
-               if e.validator == "additionalProperties" and "properties" in e.schema else "")
-            for e in errors
-        ]
+    """Every error of the config against the schema (``geosparse.config.schema_errors``:
+    one line per error naming the key and the allowed values; NaN/inf refused), then
+    ``snakemake.utils.validate`` for the schema's defaults."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    errors = schema_errors(config, schema)
+    if errors:
         raise WorkflowError("invalid pipeline config (workflow/schemas/config.schema.yaml):\n  "
-                            + "\n  ".join(lines)) from None
+                            + "\n  ".join(errors))
+    validate(config, str(SCHEMA))
 
 
 _validate_config()
@@ -60,10 +51,6 @@ RESULTS = f"results/{config['name']}"
 
 RUN_ID = "{regularizer}-t{target}-s{seed}"
 """Run directory name: named regularizer, target sparsity, seed."""
-
-NO_GEOMETRY = ("standard", "none")
-"""Moduli spaces without neuron positions (no connectivity-vs-distance figure)."""
-
 
 wildcard_constraints:
     task="[a-z]+",
@@ -97,10 +84,10 @@ WIKITEXT2_SPLITS = ("train", "valid", "test")
 
 
 def wikitext2_files(task):
-    """The WikiText-2 files a language grid reads, if its base config uses the real
-    corpus (``data.corpus: wikitext2``); none for the fixture corpus."""
-    data = base_run_config(task)["data"]
-    if data["corpus"] != "wikitext2":
+    """The WikiText-2 files a grid reads, if its base config uses the real corpus
+    (``data.corpus: wikitext2``, language); none for the fixture corpus or other tasks."""
+    data = base_run_config(task).get("data", {})
+    if data.get("corpus") != "wikitext2":
         return []
     return [str(Path(data["dir"]) / f"wiki.{split}.tokens") for split in WIKITEXT2_SPLITS]
 
@@ -132,19 +119,9 @@ def base_run_config(task):
 
 
 def run_overrides(task, regularizer, target):
-    """``--set`` assignments of one run: the named regularizer, target, lottery flag.
-
-    A space without neuron positions (standard, none) has no embedding to learn: where
-    the base config learns it (adding: ``learn_embedding: true``), such a run sets
-    ``regularizer.learn_embedding=false``."""
-    values = dict(config["regularizers"][regularizer]["set"])
-    space = values.get("regularizer.space", base_run_config(task)["regularizer"]["space"])
-    if space in NO_GEOMETRY and base_run_config(task)["regularizer"]["learn_embedding"]:
-        values["regularizer.learn_embedding"] = False
-    values["pruning.target"] = float(target)
-    values["lottery_ticket.enabled"] = grid(task)["lottery_ticket"]
-    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in values.items()]
+    """``--set`` assignments of one run (``geosparse.grid.run_assignments``)."""
+    return run_assignments(base_run_config(task), config["regularizers"][regularizer]["set"], target,
+                           grid(task)["lottery_ticket"])
 
 
 def set_args(task, regularizer, target):
@@ -152,27 +129,40 @@ def set_args(task, regularizer, target):
     return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, target))
 
 
+@functools.cache
 def config_chain(path):
     """``path`` and every file it ``extends`` (the inputs a run config depends on), as
     geosparse resolves them."""
-    return [str(p) for p in extends_chain(path)]
+    return tuple(str(p) for p in extends_chain(path))
+
+
+@functools.cache
+def run_config(task, regularizer, target):
+    """The resolved run config of one grid cell (what ``geosparse train`` will run)."""
+    return resolve(grid(task)["base_config"], task, run_overrides(task, regularizer, target))
 
 
 def geometric_runs(task):
-    """Records of the runs whose regularizer places neurons on a moduli space, at the
-    grid's first target and first seed."""
+    """Records of the runs whose regularizer places neurons on a moduli space
+    (``geosparse.grid.has_positions``), at the grid's first target and first seed."""
     g = grid(task)
     return [
         r for r in run_records(task)
         if r["target"] == g["targets"][0] and r["seed"] == g["seeds"][0]
-        and config["regularizers"][r["regularizer"]]["set"].get("regularizer.space", "none")
-        not in NO_GEOMETRY
+        and has_positions(run_config(task, r["regularizer"], r["target"])["regularizer"])
     ]
 
 
 def _check_grid():
     """Fail before any job: unknown regularizer names, or a run config the run schema rejects."""
     known = sorted(config["regularizers"])
+    claims = config["claims"]
+    for role in ("geometric", "controls", "permuted"):
+        names = claims[role] if isinstance(claims[role], list) else [claims[role]]
+        unknown = [r for r in names if r not in config["regularizers"]]
+        if unknown:
+            raise WorkflowError(f"config key 'claims.{role}': unknown regularizer(s) {unknown}; "
+                                f"allowed values: {known}")
     for task, g in config["tasks"].items():
         unknown = [r for r in g["regularizers"] if r not in config["regularizers"]]
         if unknown:
@@ -182,7 +172,7 @@ def _check_grid():
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
         for name in g["regularizers"]:
             try:
-                resolve(g["base_config"], task, run_overrides(task, name, g["targets"][0]))
+                run_config(task, name, g["targets"][0])
             except (ConfigError, ValueError) as error:
                 raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r}: {error}")
 

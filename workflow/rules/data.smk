@@ -2,7 +2,8 @@
 (`data.corpus: wikitext2`, the folder is its `data.dir`); the fixture corpus needs no rule."""
 
 WIKITEXT2_DIR = next(
-    (str(Path(f).parent) for f in wikitext2_files("language")), "data/wikitext-2"
+    (str(Path(f).parent) for f in (wikitext2_files("language") if "language" in config["tasks"] else [])),
+    "data/wikitext-2",
 )
 
 

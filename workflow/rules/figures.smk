@@ -39,3 +39,18 @@ rule fig_navigation_connectivity:
         "../envs/geosparse.yaml"
     script:
         "../scripts/fig_connectivity.py"
+
+
+rule fig_language_val_loss:
+    """Validation loss per epoch and regularizer (the stability claim)."""
+    input:
+        history=f"{RESULTS}/tidy/language_history.csv",
+        runs=f"{RESULTS}/tidy/language_runs.csv",
+    output:
+        figure("language_val_loss", "../report/fig_language_val_loss.rst"),
+    log:
+        f"{RESULTS}/logs/language/fig_val_loss.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_language_val_loss.py"

@@ -1,36 +1,6 @@
-"""Navigation (path integration): one training job per run, a pruning sweep per run,
-and the connectivity extraction for the |W_hh| vs moduli-distance figure."""
-
-
-rule train_navigation:
-    """Train one run of the grid (`geosparse train navigation`)."""
-    input:
-        config=grid("navigation")["base_config"],
-        extends=config_chain(grid("navigation")["base_config"])[1:],
-    output:
-        # model_sparse.pt (and model_lottery.pt) are written beside it unless the run
-        # diverged; downstream rules read them through metrics.json's status.
-        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
-    params:
-        sets=lambda wc: set_args("navigation", wc.regularizer, wc.target),
-        device=grid("navigation")["device"],
-        outdir=lambda wc, output: Path(output.metrics).parent,
-    threads: grid("navigation")["threads"]
-    resources:
-        mem_mb=grid("navigation")["mem_mb"],
-        runtime=grid("navigation")["runtime"],
-        gpu=gpus("navigation"),
-    log:
-        f"{RESULTS}/logs/navigation/train/{RUN_ID}.log",
-    conda:
-        "../envs/geosparse.yaml"
-    shell:
-        # The checkpoint only serves to resume an interrupted job; a finished run drops
-        # it, so a rerun (changed params or inputs) starts fresh.
-        "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse train navigation --config {input.config:q} --seed {wildcards.seed} "
-        "--out {params.outdir:q} --device {params.device:q} {params.sets} > {log:q} 2>&1 "
-        "&& rm -f {params.outdir:q}/checkpoint.pt"
+"""Navigation (path integration) beyond training (rules/train.smk): a pruning sweep and
+a sparse-inference timing per run, and the connectivity extraction for the |W_hh| vs
+moduli-distance figure."""
 
 
 rule sweep_navigation:

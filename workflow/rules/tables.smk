@@ -1,4 +1,4 @@
-"""Tidy CSVs (any task), the navigation tables and the summary."""
+"""Tidy CSVs (any task), every table and the summary."""
 
 
 rule aggregate_runs:
@@ -109,6 +109,34 @@ rule table_navigation_lottery:
         "../scripts/table_navigation_lottery.py"
 
 
+rule table_language:
+    """Test loss / perplexity / accuracy per regularizer and target, with the corpus."""
+    input:
+        runs=f"{RESULTS}/tidy/language_runs.csv",
+    output:
+        **table_outputs("language_scores", "../report/table_language_scores.rst"),
+    log:
+        f"{RESULTS}/logs/language/table_scores.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_language.py"
+
+
+rule table_adding:
+    """Test MSE per regularizer and target beside the constant-prediction baseline."""
+    input:
+        runs=f"{RESULTS}/tidy/adding_runs.csv",
+    output:
+        **table_outputs("adding_mse", "../report/table_adding_mse.rst"),
+    log:
+        f"{RESULTS}/logs/adding/table_mse.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_adding.py"
+
+
 rule summary:
     """The paper's claims in words with numbers, and results/<grid>/metrics/ for DVC; the
     language and adding tables (when their grids are enabled) and the sparse-inference
@@ -123,6 +151,8 @@ rule summary:
     output:
         summary=f"{RESULTS}/summary.md",
         metrics=metrics_files(),
+    params:
+        claims=config["claims"],
     log:
         f"{RESULTS}/logs/summary.log",
     conda:

@@ -14,9 +14,10 @@ and empty values.
 import pandas as pd
 from tables_io import read_run_files, snakemake_job
 
+from geosparse.sparse.formats import BLOCKSIZES, ORDERS
+
 ROW_KEYS = ("format", "kind", "batch", "steps", "time_ms", "calls", "speedup_vs_dense", "max_rel_error",
             "W_hh_bytes_memory", "W_hh_bytes_stored", "model_bytes_memory", "model_bytes_stored")
-BLOCKSIZES = ("16", "32", "64")
 
 
 def run_base(result: dict, record: dict, task: str) -> dict:
@@ -26,8 +27,8 @@ def run_base(result: dict, record: dict, task: str) -> dict:
     base = {"task": task, **record, "status": result["status"], "n_hidden": info.get("n_hidden"),
             "W_hh_sparsity": info.get("W_hh_sparsity"), "threads": result.get("threads")}
     for b in BLOCKSIZES:
-        for order in ("none", "geometry"):
-            base[f"block_density_{b}_{order}"] = blocks.get(b, {}).get(order)
+        for order in ORDERS:
+            base[f"block_density_{b}_{order}"] = blocks.get(str(b), {}).get(order)
     load = result.get("load_average_1min", {})
     base["load_average_before"], base["load_average_after"] = load.get("before"), load.get("after")
     return base

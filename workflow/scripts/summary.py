@@ -3,16 +3,17 @@ results/<grid>/metrics/ (small JSON files for ``dvc metrics show``: ``claims.jso
 one ``navigation_<regularizer>_t<target %>.json`` per table row), from the two tables;
 the language, adding and sparse-inference tables add measured numbers (no verdict).
 
-Verdict rules (stated in the summary itself):
-  (1) at 90 %: every geometric regularizer (torus_dog, klein_dog) has a mean error at
-      most WELL_BELOW x the mean error of every control (none, l1): REPLICATED (the
+Verdict rules (stated in the summary itself; the regularizers' roles and the two
+thresholds are the config's ``claims`` section, validated with the grid):
+  (1) at 90 %: every ``geometric`` regularizer (torus_dog, klein_dog) has a mean error at
+      most ``well_below`` x the mean error of every ``control`` (none, l1): REPLICATED (the
       paper's effect size). Short of that, if in every seed every geometric error is
       below every control error (paired: runs of one seed share the initialisation
       and the evaluation trajectories; >= 2 seeds): "replicated in direction, not in
       size".
-  (2) at 98 %: every regularizer's mean error is above FAIL_CM.
+  (2) at 98 %: every regularizer's mean error is above ``fail_cm``.
   (3) lottery tickets at 90 %: the geometric masks retrain (mean lottery error) to at
-      most WELL_BELOW x the permuted control's lottery error.
+      most ``well_below`` x the ``permuted`` control's lottery error.
 A claim whose regularizers or target are not in the grid is "not tested".
 """
 
@@ -22,12 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 from tables_io import snakemake_job
-
-WELL_BELOW = 0.5
-FAIL_CM = 50.0
-GEOMETRIC = ("torus_dog", "klein_dog")
-CONTROLS = ("none", "l1")
-PERMUTED = "permuted_dog"
 
 
 def _means(table: pd.DataFrame, column: str, target: float) -> dict[str, float]:
@@ -64,54 +59,57 @@ def _below_in_every_seed(runs: pd.DataFrame, low: list[str], high: list[str], ta
     return bool((errors[low].max(axis=1) < errors[high].min(axis=1)).all())
 
 
-def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame) -> tuple[bool | str | None, str]:
-    """Claim (1): at 90 % the torus/Klein DoG errors are well below none and L1."""
+def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tuple[bool | str | None, str]:
+    """Claim (1): at 90 % the geometric errors are well below the controls'."""
     means = _means(error, "error_cm_mean", 0.9)
-    geo = {r: means[r] for r in GEOMETRIC if r in means}
-    ctl = {r: means[r] for r in CONTROLS if r in means}
+    geo = {r: means[r] for r in claims["geometric"] if r in means}
+    ctl = {r: means[r] for r in claims["controls"] if r in means}
     if not geo or not ctl:
-        return None, "needs target 0.9 with torus_dog or klein_dog and none or l1 in the grid."
-    ok: bool | str = max(geo.values()) <= WELL_BELOW * min(ctl.values())
+        return None, (f"needs target 0.9 with one of {claims['geometric']} and one of "
+                      f"{claims['controls']} in the grid.")
+    well_below = claims["well_below"]
+    ok: bool | str = max(geo.values()) <= well_below * min(ctl.values())
     if not ok and _below_in_every_seed(runs, list(geo), list(ctl), 0.9):
         ok = DIRECTION
     stds = _means(error, "error_cm_std", 0.9)
     spread = ", ".join(f"{r} +- {stds[r]:.1f}" for r in [*geo, *ctl] if r in stds)
     return ok, (
         f"mean error {_fmt(geo)} vs controls {_fmt(ctl)} (std over seeds: {spread or 'n/a'}); "
-        f"rule: REPLICATED if every geometric error <= {WELL_BELOW} x every control error "
+        f"rule: REPLICATED if every geometric error <= {well_below} x every control error "
         "(the paper's size); in direction if, in every seed, every geometric error is "
         "below every control error."
     )
 
 
-def claim_high_sparsity(error: pd.DataFrame) -> tuple[bool | None, str]:
+def claim_high_sparsity(error: pd.DataFrame, claims: dict) -> tuple[bool | None, str]:
     """Claim (2): at 98 % every regularizer fails."""
     means = _means(error, "error_cm_mean", 0.98)
     if not means:
         return None, "needs target 0.98 in the grid."
-    ok = min(means.values()) > FAIL_CM
+    ok = min(means.values()) > claims["fail_cm"]
     best = min(means, key=means.get)
     return ok, (
         f"lowest mean error at 98 %: {best} {means[best]:.1f} cm (all: {_fmt(means)}); "
-        f"rule: every error > {FAIL_CM:g} cm."
+        f"rule: every error > {claims['fail_cm']:g} cm."
     )
 
 
-def claim_lottery(lottery: pd.DataFrame) -> tuple[bool | None, str]:
+def claim_lottery(lottery: pd.DataFrame, claims: dict) -> tuple[bool | None, str]:
     """Claim (3): geometric masks retrain well, permuted masks much less so."""
     means = _means(lottery, "lottery_error_cm_mean", 0.9)
     sparse = _means(lottery, "sparse_error_cm_mean", 0.9)
-    geo = {r: means[r] for r in GEOMETRIC if r in means}
-    if not geo or PERMUTED not in means:
+    geo = {r: means[r] for r in claims["geometric"] if r in means}
+    permuted = claims["permuted"]
+    if not geo or permuted not in means:
         return None, (
-            "needs lottery_ticket: true, target 0.9, permuted_dog and torus_dog or "
-            "klein_dog in the grid."
+            f"needs lottery_ticket: true, target 0.9, {permuted} and one of "
+            f"{claims['geometric']} in the grid."
         )
-    ok = max(geo.values()) <= WELL_BELOW * means[PERMUTED]
-    pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, PERMUTED]}
+    ok = max(geo.values()) <= claims["well_below"] * means[permuted]
+    pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted]}
     return ok, (
         f"sparse -> retrained error: {pairs}; rule: every geometric lottery error <= "
-        f"{WELL_BELOW} x the permuted one."
+        f"{claims['well_below']} x the permuted one."
     )
 
 
@@ -131,12 +129,12 @@ def scale_note(runs: pd.DataFrame) -> str:
     )
 
 
-def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame) -> tuple[str, dict]:
-    """(summary Markdown, metrics dict)."""
+def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles: dict) -> tuple[str, dict]:
+    """(summary Markdown, metrics dict); ``roles``: the config's ``claims`` section."""
     claims = {
-        "claim1_geometry_at_90": claim_geometry(error, runs),
-        "claim2_all_fail_at_98": claim_high_sparsity(error),
-        "claim3_lottery_tickets": claim_lottery(lottery),
+        "claim1_geometry_at_90": claim_geometry(error, runs, roles),
+        "claim2_all_fail_at_98": claim_high_sparsity(error, roles),
+        "claim3_lottery_tickets": claim_lottery(lottery, roles),
     }
     titles = {
         "claim1_geometry_at_90": "(1) At 90 % sparsity only suitable geometry (torus, Klein "
@@ -233,7 +231,8 @@ def _num(value: float) -> float | None:
 smk = snakemake_job(globals())
 if smk is not None:
     text, metrics = build(
-        pd.read_csv(smk.input.error), pd.read_csv(smk.input.lottery), pd.read_csv(smk.input.runs)
+        pd.read_csv(smk.input.error), pd.read_csv(smk.input.lottery), pd.read_csv(smk.input.runs),
+        smk.params.claims,
     )
     extra = task_sections(
         pd.read_csv(smk.input.language[0]) if smk.input.language else None,

@@ -16,7 +16,8 @@ model_bytes_dense (one row per regularizer, target, format, case and batch).
 import pandas as pd
 from tables_io import RUN_COUNTS, fmt_diverged, fmt_fraction, snakemake_job, write_table
 
-SPARSE_FORMATS = ("csr", "csr-geo", "bsr-geo")
+from geosparse.sparse.formats import SPARSE_INFERENCE_FORMATS as SPARSE_FORMATS
+
 CAPTION = (
     "Sparse inference of the trained models (CPU, one thread; mean over seeds): W_hh "
     "sparsity, fraction of non-empty 32 x 32 blocks of W_hh in training order and in "

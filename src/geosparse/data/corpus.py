@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from geosparse.config import ConfigError
 from geosparse.runio import load_checkpoint, save_checkpoint
 
 EOS, UNK = "<eos>", "<unk>"
@@ -98,7 +99,7 @@ def _files(kind: str, folder: Path) -> dict[str, Path]:
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             hint = " (run `geosparse data wikitext2`)" if kind == "wikitext2" else ""
-            raise ValueError(f"config key 'data.dir': no {candidates[0].name} or "
+            raise ConfigError(f"config key 'data.dir': no {candidates[0].name} or "
                              f"{candidates[1].name} in {folder}{hint}")
         files[split] = found
     return files

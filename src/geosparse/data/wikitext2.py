@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 import geosparse
+from geosparse.config import ConfigError
 from geosparse.runio import write_json
 
 SPLITS = ("train", "valid", "test")
@@ -92,10 +93,10 @@ class Wikitext2Spec:
             spec = cls(data.get("archive_md5"), str(data["member_dir"]), splits, mirrors,
                        float(data.get("timeout_s", 60.0)))
         except (KeyError, TypeError) as error:
-            raise ValueError(f"wikitext2 data config: missing or malformed key {error}") from None
+            raise ConfigError(f"wikitext2 data config: missing or malformed key {error}") from None
         for mirror in spec.mirrors:
             if mirror.kind not in KINDS:
-                raise ValueError(f"wikitext2 data config key 'mirrors.kind': {mirror.kind!r} "
+                raise ConfigError(f"wikitext2 data config key 'mirrors.kind': {mirror.kind!r} "
                                  f"is not one of {list(KINDS)}")
         return spec
 
@@ -103,7 +104,7 @@ class Wikitext2Spec:
     def load(cls, path: str | Path) -> Wikitext2Spec:
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"wikitext2 data config not found: {path}")
+            raise ConfigError(f"wikitext2 data config not found: {path}")
         return cls.from_dict(yaml.safe_load(path.read_text()) or {})
 
 

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from geosparse.config import ConfigError
 from geosparse.data.corpus import load_corpus
 from geosparse.regularizer import from_config as regularizer_from_config
 from geosparse.runio import derive_seed, finite_or_none
@@ -73,7 +74,7 @@ class LanguageTask:
         }
         for split, data in self.data.items():
             if data.size(0) < 2:
-                raise ValueError(f"config key 'data.max_tokens.{split}': too few tokens for one "
+                raise ConfigError(f"config key 'data.max_tokens.{split}': too few tokens for one "
                                  f"batch of {data.size(1)} columns")
         self.steps_per_epoch = len(window_starts(self.data["train"].size(0), self.bptt))
         self.regularizers = layer_regularizers(config, seed).to(device)
