@@ -32,8 +32,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "config" / "language"
 def tokens_per_second(config: dict, steps: int, device: torch.device) -> float:
     """Training tokens per second (batch_size * bptt per step), after one warm-up step."""
     m, t = config["model"], config["training"]
-    model = WordRNN(WIKITEXT2_VOCAB, m["embedding_dim"], m["n_hidden"], m["n_layers"],
-                    m["nonlinearity"], m["dropout"]).to(device)
+    model = WordRNN(
+        WIKITEXT2_VOCAB, m["embedding_dim"], m["n_hidden"], m["n_layers"], m["nonlinearity"], m["dropout"]
+    ).to(device)
     regularizers = layer_regularizers(config, seed=0).to(device)
     pruner = MagnitudePruner(model.prunable(config["pruning"]["tensors"]))
     pruner.prune_to(config["pruning"]["target"])
@@ -79,9 +80,11 @@ def main() -> None:
         config = resolve(CONFIGS / f"{scale}.yaml", "language")
         m = config["model"]
         rate = tokens_per_second(config, args.steps, device)
-        print(f"{scale}: E={m['embedding_dim']} H={m['n_hidden']} layers={m['n_layers']} "
-              f"V={WIKITEXT2_VOCAB}: {rate:,.0f} tokens/s, "
-              f"{WIKITEXT2_TRAIN_TOKENS / rate / 60:.1f} min per full WikiText-2 epoch")
+        print(
+            f"{scale}: E={m['embedding_dim']} H={m['n_hidden']} layers={m['n_layers']} "
+            f"V={WIKITEXT2_VOCAB}: {rate:,.0f} tokens/s, "
+            f"{WIKITEXT2_TRAIN_TOKENS / rate / 60:.1f} min per full WikiText-2 epoch"
+        )
 
 
 if __name__ == "__main__":

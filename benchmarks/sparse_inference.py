@@ -62,7 +62,6 @@ FORMATS = (*INFERENCE_FORMATS, "scipy-bsr-geo")
 """The library's inference formats, plus scipy's BSR kernel (W_hh as in bsr-geo)."""
 
 
-
 def build(n: int, sparsity: float, np_: int, control: bool, seed: int = 0):
     """Dense weights with a synthetic W_hh mask, and the hidden units' torus positions."""
     g = torch.Generator().manual_seed(seed)
@@ -108,7 +107,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
     for n in args.n:
         dense_time: dict[tuple[int, str], float] = {}
         for sparsity in args.sparsity:
-            for control in ([False, True] if args.control else [False]):
+            for control in [False, True] if args.control else [False]:
                 if control and sparsity == 0:
                     continue
                 weights, mask, positions = build(n, sparsity, args.np, control)
@@ -156,17 +155,34 @@ def bench(args: argparse.Namespace) -> list[dict]:
                             else:
                                 fn = lambda model=model, v=velocity, c=code: model.sequence(v, c)  # noqa: E731
                             row = {
-                                "n": n, "sparsity": sparsity, "mask": mask_name, "format": fmt,
+                                "n": n,
+                                "sparsity": sparsity,
+                                "mask": mask_name,
+                                "format": fmt,
                                 "blocksize": args.blocksize if "bsr" in fmt else None,
-                                "kind": kind, "batch": batch, "steps": args.steps if kind == "sequence" else 1,
-                                "threads": args.threads, "W_hh_bytes_memory": mem, "W_hh_bytes_stored": stored,
+                                "kind": kind,
+                                "batch": batch,
+                                "steps": args.steps if kind == "sequence" else 1,
+                                "threads": args.threads,
+                                "W_hh_bytes_memory": mem,
+                                "W_hh_bytes_stored": stored,
                                 "W_hh_bytes_dense": n * n * 4,
                                 "block_density_32": block_density(ordered_mask if fmt.endswith("-geo") else mask, 32),
                             }
                             step_fmt = "dense" if fmt == "nn.RNN" else fmt
-                            step_time = next((r["time_ms"] for r in rows if r["n"] == n and r["sparsity"] == sparsity
-                                              and r["mask"] == mask_name and r["format"] == step_fmt
-                                              and r["batch"] == batch and r["kind"] == "step"), None)
+                            step_time = next(
+                                (
+                                    r["time_ms"]
+                                    for r in rows
+                                    if r["n"] == n
+                                    and r["sparsity"] == sparsity
+                                    and r["mask"] == mask_name
+                                    and r["format"] == step_fmt
+                                    and r["batch"] == batch
+                                    and r["kind"] == "step"
+                                ),
+                                None,
+                            )
                             estimate = (step_time or 0) * args.steps / 1e3
                             if kind == "sequence" and estimate > args.max_call_seconds:
                                 row.update(time_ms=float("nan"), runs=0, note=f"skipped: ~{estimate:.0f} s per call")
@@ -181,9 +197,12 @@ def bench(args: argparse.Namespace) -> list[dict]:
                                 dense_time[(batch, kind)] = min(base, row["time_ms"])
                             row["memory_ratio_vs_dense"] = row["W_hh_bytes_dense"] / mem
                             rows.append(row)
-                            print(f"N={n} s={sparsity:.2f} {mask_name:18s} {fmt:13s} {kind:8s} B={batch:<3d} "
-                                  f"{row['time_ms']:9.3f} ms x{row['speedup_vs_dense']:6.2f} "
-                                  f"mem/dense 1/{row['memory_ratio_vs_dense']:.2f} {row['note']}", flush=True)
+                            print(
+                                f"N={n} s={sparsity:.2f} {mask_name:18s} {fmt:13s} {kind:8s} B={batch:<3d} "
+                                f"{row['time_ms']:9.3f} ms x{row['speedup_vs_dense']:6.2f} "
+                                f"mem/dense 1/{row['memory_ratio_vs_dense']:.2f} {row['note']}",
+                                flush=True,
+                            )
     return rows
 
 
@@ -195,12 +214,22 @@ def blocks(args: argparse.Namespace) -> list[dict]:
             for control in (False, True):
                 mask, positions = synthetic_mask(n, 1 - sparsity, "torus", permute=control)
                 name = "permuted-synthetic" if control else "torus-synthetic"
-                orders = {"none": None, "geometry": geometry_order(positions, "torus"),
-                          "hilbert": hilbert_order(positions, "torus")}
+                orders = {
+                    "none": None,
+                    "geometry": geometry_order(positions, "torus"),
+                    "hilbert": hilbert_order(positions, "torus"),
+                }
                 for order, perm in orders.items():
                     m = mask if perm is None else mask[perm][:, perm]
-                    rows.append({"n": n, "sparsity": sparsity, "mask": name, "order": order,
-                                 **{f"b{b}": block_density(m, b) for b in BLOCKSIZES}})
+                    rows.append(
+                        {
+                            "n": n,
+                            "sparsity": sparsity,
+                            "mask": name,
+                            "order": order,
+                            **{f"b{b}": block_density(m, b) for b in BLOCKSIZES},
+                        }
+                    )
     for run_dir in args.trained_run:
         run, masks = load_run(run_dir)
         mask = masks["W_hh"]
@@ -211,8 +240,15 @@ def blocks(args: argparse.Namespace) -> list[dict]:
             orders["geometry"] = geometry_order(reg.positions, reg.space)
         for order, perm in orders.items():
             m = mask if perm is None else mask[perm][:, perm]
-            rows.append({"n": mask.shape[0], "sparsity": 1 - float(mask.float().mean()), "mask": name,
-                         "order": order, **{f"b{b}": block_density(m, b) for b in BLOCKSIZES}})
+            rows.append(
+                {
+                    "n": mask.shape[0],
+                    "sparsity": 1 - float(mask.float().mean()),
+                    "mask": name,
+                    "order": order,
+                    **{f"b{b}": block_density(m, b) for b in BLOCKSIZES},
+                }
+            )
     return rows
 
 
@@ -232,13 +268,25 @@ def plot(csv: Path, png: Path) -> None:
     df["case"] = df["kind"] + " B=" + df["batch"].astype(str)
     df["format"] = df["format"] + df["mask"].map(lambda m: " (permuted)" if m.startswith("permuted") else "")
     df["W_hh sparsity (%)"] = (100 * df["sparsity"]).round().astype(int)
-    grid = sns.relplot(data=df, x="W_hh sparsity (%)", y="time_ms", hue="format", style="format",
-                       col="case", row="n", kind="line", marker="o", height=2.8, aspect=1.1,
-                       facet_kws={"sharey": False})
+    grid = sns.relplot(
+        data=df,
+        x="W_hh sparsity (%)",
+        y="time_ms",
+        hue="format",
+        style="format",
+        col="case",
+        row="n",
+        kind="line",
+        marker="o",
+        height=2.8,
+        aspect=1.1,
+        facet_kws={"sharey": False},
+    )
     grid.set(yscale="log")
     grid.set_ylabels("latency (ms, log)")
-    grid.figure.suptitle(f"Navigation RNN inference on CPU ({int(df['threads'].iloc[0])} thread(s), shared machine)",
-                         y=1.02)
+    grid.figure.suptitle(
+        f"Navigation RNN inference on CPU ({int(df['threads'].iloc[0])} thread(s), shared machine)", y=1.02
+    )
     grid.savefig(png, dpi=120, bbox_inches="tight")
 
 
@@ -247,8 +295,11 @@ def tables(out: Path) -> str:
     import pandas as pd
 
     df = pd.read_csv(out / "sparse_inference.csv")
-    lines = ["Latency in ms (median; in brackets the speed-up over the faster dense model: dense, and for "
-             "sequences also nn.RNN). Synthetic torus masks.", ""]
+    lines = [
+        "Latency in ms (median; in brackets the speed-up over the faster dense model: dense, and for "
+        "sequences also nn.RNN). Synthetic torus masks.",
+        "",
+    ]
     fmts = [f for f in FORMATS if f in set(df["format"])]
     lines += ["| N | sparsity | case | " + " | ".join(fmts) + " |", "|---" * (3 + len(fmts)) + "|"]
     torus = df[df["mask"] != "permuted-synthetic"]
@@ -256,8 +307,11 @@ def tables(out: Path) -> str:
     for (n, sparsity, kind, batch), group in torus.groupby(["n", "sparsity", "kind", "batch"], sort=True):
         cells = []
         for fmt in fmts:
-            source = dense[(dense["n"] == n) & (dense["kind"] == kind) & (dense["batch"] == batch)] \
-                if fmt in ("dense", "nn.RNN") else group
+            source = (
+                dense[(dense["n"] == n) & (dense["kind"] == kind) & (dense["batch"] == batch)]
+                if fmt in ("dense", "nn.RNN")
+                else group
+            )
             row = source[source["format"] == fmt]
             if row.empty:
                 cells.append("")
@@ -272,33 +326,52 @@ def tables(out: Path) -> str:
         lines.append(f"| {n} | {100 * sparsity:.0f} % | {kind} B={batch} | " + " | ".join(cells) + " |")
     control = df[df["mask"] == "permuted-synthetic"]
     if not control.empty:
-        lines += ["", "Permuted-DoG control mask (no geometry), same timings:", "",
-                  "| N | sparsity | case | format | ms | speed-up vs dense | 32x32 block density |", "|---" * 7 + "|"]
+        lines += [
+            "",
+            "Permuted-DoG control mask (no geometry), same timings:",
+            "",
+            "| N | sparsity | case | format | ms | speed-up vs dense | 32x32 block density |",
+            "|---" * 7 + "|",
+        ]
         for _, row in control.sort_values(["n", "sparsity", "batch", "kind", "format"]).iterrows():
-            lines.append(f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['kind']} B={row['batch']} | "
-                         f"{row['format']} | {row['time_ms']:.3g} | {row['speedup_vs_dense']:.1f}x | "
-                         f"{row['block_density_32']:.3f} |")
+            lines.append(
+                f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['kind']} B={row['batch']} | "
+                f"{row['format']} | {row['time_ms']:.3g} | {row['speedup_vs_dense']:.1f}x | "
+                f"{row['block_density_32']:.3f} |"
+            )
     mem = torus[(torus["kind"] == "step") & (torus["batch"] == torus["batch"].min())]
-    lines += ["", "W_hh bytes (in memory: values + int32 indices; stored: int16 column indices) "
-              "and dense / format ratio:", "",
-              "| N | sparsity | format | bytes in memory | ratio | bytes stored | ratio | 32x32 block density |",
-              "|---" * 8 + "|"]
+    lines += [
+        "",
+        "W_hh bytes (in memory: values + int32 indices; stored: int16 column indices) and dense / format ratio:",
+        "",
+        "| N | sparsity | format | bytes in memory | ratio | bytes stored | ratio | 32x32 block density |",
+        "|---" * 8 + "|",
+    ]
     for _, row in mem.sort_values(["n", "sparsity", "format"]).iterrows():
         if row["format"] in ("nn.RNN",):
             continue
         dense_bytes = row["W_hh_bytes_dense"]
-        lines.append(f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['format']} | "
-                     f"{row['W_hh_bytes_memory']:,} | {dense_bytes / row['W_hh_bytes_memory']:.2f}x | "
-                     f"{row['W_hh_bytes_stored']:,} | {dense_bytes / row['W_hh_bytes_stored']:.2f}x | "
-                     f"{row['block_density_32']:.3f} |")
+        lines.append(
+            f"| {row['n']} | {100 * row['sparsity']:.0f} % | {row['format']} | "
+            f"{row['W_hh_bytes_memory']:,} | {dense_bytes / row['W_hh_bytes_memory']:.2f}x | "
+            f"{row['W_hh_bytes_stored']:,} | {dense_bytes / row['W_hh_bytes_stored']:.2f}x | "
+            f"{row['block_density_32']:.3f} |"
+        )
     block_csv = out / "sparse_blocks.csv"
     if block_csv.exists():
         blocks_df = pd.read_csv(block_csv)
-        lines += ["", "Fraction of non-empty b x b blocks of W_hh, before (none) and after ordering:", "",
-                  "| mask | N | sparsity | order | b=16 | b=32 | b=64 |", "|---" * 7 + "|"]
+        lines += [
+            "",
+            "Fraction of non-empty b x b blocks of W_hh, before (none) and after ordering:",
+            "",
+            "| mask | N | sparsity | order | b=16 | b=32 | b=64 |",
+            "|---" * 7 + "|",
+        ]
         for _, row in blocks_df.iterrows():
-            lines.append(f"| {row['mask']} | {row['n']} | {100 * row['sparsity']:.1f} % | {row['order']} | "
-                         f"{row['b16']:.3f} | {row['b32']:.3f} | {row['b64']:.3f} |")
+            lines.append(
+                f"| {row['mask']} | {row['n']} | {100 * row['sparsity']:.1f} % | {row['order']} | "
+                f"{row['b16']:.3f} | {row['b32']:.3f} | {row['b64']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -315,13 +388,13 @@ def main() -> None:
     parser.add_argument("--blocksize", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
-    parser.add_argument("--max-call-seconds", type=float, default=4.0,
-                        help="skip sequences estimated (50 x step) above this")
+    parser.add_argument(
+        "--max-call-seconds", type=float, default=4.0, help="skip sequences estimated (50 x step) above this"
+    )
     parser.add_argument("--sparse-at-zero", action="store_true", help="also time sparse formats at sparsity 0")
     parser.add_argument("--control", action="store_true", help="also time the permuted-DoG mask")
     parser.add_argument("--trained-run", type=Path, action="append", default=[], help="run dir for block densities")
-    parser.add_argument("--quick", action="store_true",
-                        help="N=4096, sparsity 0 0.9 0.98, batch 1, step + sequence")
+    parser.add_argument("--quick", action="store_true", help="N=4096, sparsity 0 0.9 0.98, batch 1, step + sequence")
     parser.add_argument("--no-blocks", action="store_true", help="skip the block-density table")
     parser.add_argument("--append", action="store_true", help="append to an existing CSV")
     parser.add_argument("--plot-only", action="store_true")
@@ -340,12 +413,20 @@ def main() -> None:
         if not args.no_blocks:
             block_csv = args.out / "sparse_blocks.csv"
             frame = pd.DataFrame(blocks(args))
-            frame.to_csv(block_csv, mode="a" if args.append and block_csv.exists() else "w",
-                         header=not (args.append and block_csv.exists()), index=False)
+            frame.to_csv(
+                block_csv,
+                mode="a" if args.append and block_csv.exists() else "w",
+                header=not (args.append and block_csv.exists()),
+                index=False,
+            )
             print(frame.to_string(index=False), flush=True)
         frame = pd.DataFrame(bench(args))
-        frame.to_csv(csv, mode="a" if args.append and csv.exists() else "w",
-                     header=not (args.append and csv.exists()), index=False)
+        frame.to_csv(
+            csv,
+            mode="a" if args.append and csv.exists() else "w",
+            header=not (args.append and csv.exists()),
+            index=False,
+        )
         print(f"wrote {csv}")
     plot(csv, png)
     (args.out / "sparse_tables.md").write_text(tables(args.out))

@@ -75,7 +75,7 @@ def profile_table(run: Run, training: dict, steps: int) -> str:
     lines = [f"phase (per step, {steps} profiled steps)          CPU ms    share"]
     for e in labelled:
         share = "" if e.key == TRAIN_STEP_LABEL else f"{100 * e.cpu_time_total / total_us:7.1f} %"
-        lines.append(f"{e.key[len(LABEL):]:45s} {e.cpu_time_total / steps / 1e3:9.2f} {share}")
+        lines.append(f"{e.key[len(LABEL) :]:45s} {e.cpu_time_total / steps / 1e3:9.2f} {share}")
     lines.append("")
     sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
     lines.append(events.table(sort_by=sort_by, row_limit=12))
@@ -101,7 +101,7 @@ def main() -> None:
     config = resolve(args.config, "navigation", args.overrides)
     device = select_device(args.device)
     training = config["training"]
-    configure_precision(training["precision"])   # --set training.precision=bf16 to compare
+    configure_precision(training["precision"])  # --set training.precision=bf16 to compare
     traj = config["trajectory"]
     rows = []
     for sparsity in args.sparsities:
@@ -109,11 +109,20 @@ def main() -> None:
         run.task.start_phase("sparse")
         run.pruner.prune_to(sparsity)
         seconds = seconds_per_step(run, training, args.steps, args.warmup)
-        rows.append({"config": args.config.name, "device": describe_device(device),
-                     "n_hidden": config["model"]["n_hidden"], "n_place_cells": config["place_cells"]["n"],
-                     "batch": traj["batch_size"], "seq": traj["sequence_length"], "sparsity": sparsity,
-                     "precision": training["precision"],
-                     "steps_per_s": round(1 / seconds, 3), "ms_per_step": round(1000 * seconds, 2)})
+        rows.append(
+            {
+                "config": args.config.name,
+                "device": describe_device(device),
+                "n_hidden": config["model"]["n_hidden"],
+                "n_place_cells": config["place_cells"]["n"],
+                "batch": traj["batch_size"],
+                "seq": traj["sequence_length"],
+                "sparsity": sparsity,
+                "precision": training["precision"],
+                "steps_per_s": round(1 / seconds, 3),
+                "ms_per_step": round(1000 * seconds, 2),
+            }
+        )
         if len(rows) == 1:
             print(",".join(rows[0]))
         print(",".join(str(v) for v in rows[-1].values()), flush=True)

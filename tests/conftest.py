@@ -52,8 +52,7 @@ def all_finite(value) -> bool:
 
 
 def cli_args(out: Path, *overrides: str, seed: int = 0, config: Path = SMOKE) -> list[str]:
-    args = ["train", "navigation", "--config", str(config), "--seed", str(seed),
-            "--out", str(out), "--device", "cpu"]
+    args = ["train", "navigation", "--config", str(config), "--seed", str(seed), "--out", str(out), "--device", "cpu"]
     for assignment in overrides:
         args += ["--set", assignment]
     return args
@@ -69,7 +68,11 @@ def run_cli_subprocess(args: list[str], timeout: float = 120) -> subprocess.Comp
     """``python -m geosparse.cli ARGS`` in a child process (real exit codes and stderr)."""
     return subprocess.run(
         [sys.executable, "-m", "geosparse.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(),
+        cwd=REPO,
     )
 
 

@@ -18,8 +18,7 @@ SMOKE = REPO / "config" / "adding" / "smoke.yaml"
 
 
 def _train(out: Path, *overrides: str, seed: int = 0) -> int:
-    args = ["train", "adding", "--config", str(SMOKE), "--seed", str(seed), "--out", str(out),
-            "--device", "cpu"]
+    args = ["train", "adding", "--config", str(SMOKE), "--seed", str(seed), "--out", str(out), "--device", "cpu"]
     for assignment in overrides:
         args += ["--set", assignment]
     return main(args)
@@ -57,8 +56,9 @@ def test_model_shapes_and_recurrent_block():
 
 @pytest.mark.parametrize("space", ["torus", "s3", "r3"])
 def test_learned_embeddings_move_and_stay_on_their_manifold(space):
-    config = resolve(SMOKE, "adding", [f"regularizer.space={space}", "regularizer.strength=1.0",
-                                       "regularizer.learn_embedding=true"])
+    config = resolve(
+        SMOKE, "adding", [f"regularizer.space={space}", "regularizer.strength=1.0", "regularizer.learn_embedding=true"]
+    )
     run = new_run(config, seed=0, device=torch.device("cpu"))
     run.task.start_phase("sparse")
     before = run.regularizer.positions.detach().clone()
@@ -103,12 +103,14 @@ def test_same_seed_same_metrics(tmp_path):
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
-    result = run_cli_subprocess(["train", "adding", "--config", str(SMOKE), "--out",
-                                 str(tmp_path / "x"), "--set", "pruning.tensors=[W_hh]"])
+    result = run_cli_subprocess(
+        ["train", "adding", "--config", str(SMOKE), "--out", str(tmp_path / "x"), "--set", "pruning.tensors=[W_hh]"]
+    )
     assert result.returncode == 2
     assert "pruning.tensors" in result.stderr
-    result = run_cli_subprocess(["train", "adding", "--config", str(SMOKE), "--out",
-                                 str(tmp_path / "x"), "--set", "data.length=1"])
+    result = run_cli_subprocess(
+        ["train", "adding", "--config", str(SMOKE), "--out", str(tmp_path / "x"), "--set", "data.length=1"]
+    )
     assert result.returncode == 2 and "data.length" in result.stderr
 
 

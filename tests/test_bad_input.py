@@ -35,10 +35,11 @@ def _exit_2(capsys, tmp_path, overrides=(), config=SMOKE, out=None, device="cpu"
 
 # 1. NaN and infinity --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "override,key",
     [
-        ("training.lr=1e400", "training.lr"),            # parses as inf
+        ("training.lr=1e400", "training.lr"),  # parses as inf
         ("training.lr=.inf", "training.lr"),
         ("training.lr=.nan", "training.lr"),
         ("training.weight_decay=.inf", "training.weight_decay"),
@@ -65,6 +66,7 @@ def test_nonfinite_keys_walks_sections_and_lists():
 
 # 2. Corrupt or malicious checkpoints ----------------------------------------------------
 
+
 class _Payload:
     """Unpickling this runs ``os.system``: weights_only loading must refuse it."""
 
@@ -80,8 +82,12 @@ def _checkpoints(tmp_path) -> dict[str, bytes]:
     runio.save_checkpoint(good, {"weights": torch.arange(1000.0)})
     raw = good.read_bytes()
     marker = tmp_path / "pwned"
-    return {"truncated": raw[: len(raw) // 2], "random": os.urandom(4096), "empty": b"",
-            "malicious": pickle.dumps({"model": _Payload(str(marker))})}
+    return {
+        "truncated": raw[: len(raw) // 2],
+        "random": os.urandom(4096),
+        "empty": b"",
+        "malicious": pickle.dumps({"model": _Payload(str(marker))}),
+    }
 
 
 @pytest.mark.parametrize("kind", ["truncated", "random", "empty", "malicious"])
@@ -92,8 +98,8 @@ def test_bad_checkpoint_is_named_and_never_loaded_unsafely(capsys, tmp_path, kin
     err = _exit_2(capsys, tmp_path, out=out)
     assert str(out / "checkpoint.pt") in err and "not a valid geosparse checkpoint" in err
     assert "Delete it to start over" in err
-    assert "weights_only=False" not in err            # never suggest unsafe loading
-    assert not (tmp_path / "pwned").exists()          # the payload never ran
+    assert "weights_only=False" not in err  # never suggest unsafe loading
+    assert not (tmp_path / "pwned").exists()  # the payload never ran
     assert not (out / "metrics.json").exists()
 
 
@@ -106,12 +112,12 @@ def test_load_checkpoint_names_the_file(tmp_path):
 
 # 3. Malformed run files -----------------------------------------------------------------
 
+
 def test_malformed_metrics_json_is_named_by_the_cli_and_the_tables(capsys, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text('{"status": "completed", "config": {"task": "navi')
-    code = main(["sweep", "navigation", "--run", str(run), "--levels", "0.9", "--out",
-                 str(tmp_path / "sweep.json")])
+    code = main(["sweep", "navigation", "--run", str(run), "--levels", "0.9", "--out", str(tmp_path / "sweep.json")])
     err = capsys.readouterr().err
     assert code == 2 and str(run / "metrics.json") in err and "not valid JSON" in err
     with pytest.raises(ValueError, match=r"run/metrics\.json is not valid JSON"):
@@ -120,6 +126,7 @@ def test_malformed_metrics_json_is_named_by_the_cli_and_the_tables(capsys, tmp_p
 
 
 # 4. and 5. Config files, --out, --device, sizes -------------------------------------------
+
 
 def test_extends_cycle(capsys, tmp_path):
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
@@ -181,14 +188,16 @@ def test_unknown_device(capsys, tmp_path, device):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("override,key", [("model.n_hidden=1000000000", "model.n_hidden"),
-                                          ("place_cells.n=1000000000", "place_cells.n")])
+@pytest.mark.parametrize(
+    "override,key", [("model.n_hidden=1000000000", "model.n_hidden"), ("place_cells.n=1000000000", "place_cells.n")]
+)
 def test_sizes_have_upper_bounds(capsys, tmp_path, override, key):
     err = _exit_2(capsys, tmp_path, [override])
     assert key in err and "maximum of 16384" in err
 
 
 # 10. Unknown keys list the allowed ones -------------------------------------------------
+
 
 def test_unknown_key_lists_allowed_keys(capsys, tmp_path):
     err = _exit_2(capsys, tmp_path, ["model.n_hiden=64"])
@@ -199,6 +208,7 @@ def test_unknown_key_lists_allowed_keys(capsys, tmp_path):
 
 # 6. and 7. Files left by a kill, permissions of outputs ----------------------------------
 
+
 def test_stale_temp_files_are_removed_at_the_next_start(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -208,7 +218,7 @@ def test_stale_temp_files_are_removed_at_the_next_start(tmp_path):
     (run / "keep.txt").write_text("mine")
     assert sorted(runio.remove_stale_temps(run)) == sorted(stale)
     assert sorted(p.name for p in run.iterdir()) == ["keep.txt"]
-    assert main(cli_args(run)) == 0                  # a real start also cleans them
+    assert main(cli_args(run)) == 0  # a real start also cleans them
     assert not list(run.glob(".*.tmp"))
 
 

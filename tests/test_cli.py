@@ -121,10 +121,18 @@ def test_subprocess_exit_code_and_stderr(tmp_path):
 
 # ------------------------------------------------------------------------ accepted values
 def test_set_parses_yaml_values_including_scientific_notation():
-    config = resolve(SMOKE, "navigation", [
-        "training.lr=1e-3", "regularizer.strength=2.5E2", "training.grad_clip=null",
-        "pruning.tensors=[W_hh]", "lottery_ticket.enabled=true", "model.n_hidden=8",
-    ])
+    config = resolve(
+        SMOKE,
+        "navigation",
+        [
+            "training.lr=1e-3",
+            "regularizer.strength=2.5E2",
+            "training.grad_clip=null",
+            "pruning.tensors=[W_hh]",
+            "lottery_ticket.enabled=true",
+            "model.n_hidden=8",
+        ],
+    )
     assert config["training"]["lr"] == 1e-3 and isinstance(config["training"]["lr"], float)
     assert config["regularizer"]["strength"] == 250.0
     assert config["training"]["grad_clip"] is None
@@ -160,9 +168,11 @@ def test_a_valid_run_prints_a_summary_and_writes_outputs(capsys, tmp_path):
 
 def test_train_help_is_task_specific(capsys):
     """`geosparse train TASK --help` lists that task's config sections and keys."""
-    for task, own, foreign in (("navigation", "place_cells:", "bptt"),
-                               ("language", "bptt", "place_cells"),
-                               ("adding", "train_samples", "place_cells")):
+    for task, own, foreign in (
+        ("navigation", "place_cells:", "bptt"),
+        ("language", "bptt", "place_cells"),
+        ("adding", "train_samples", "place_cells"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main(["train", task, "--help"])
         assert stop.value.code == 0

@@ -33,9 +33,22 @@ SMOKE = REPO / "config" / "language" / "smoke.yaml"
 
 
 def _train(out: Path, *overrides: str, seed: int = 0) -> int:
-    args = ["train", "language", "--config", str(SMOKE), "--seed", str(seed), "--out", str(out),
-            "--device", "cpu", "--set", f"data.cache_dir={out.parent / 'cache'}",
-            "--set", f"data.dir={WIKITEXT_EXCERPT}"]
+    args = [
+        "train",
+        "language",
+        "--config",
+        str(SMOKE),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--set",
+        f"data.cache_dir={out.parent / 'cache'}",
+        "--set",
+        f"data.dir={WIKITEXT_EXCERPT}",
+    ]
     for assignment in overrides:
         args += ["--set", assignment]
     return main(args)
@@ -65,8 +78,9 @@ def test_bptt_windows_cover_every_target_once():
 
 
 def test_token_counts_sum_nll_and_count_correct_argmax():
-    log_probs = torch.log_softmax(torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]],
-                                                [[0.0, 1.0, 0.0], [5.0, 0.0, 0.0]]]), dim=-1)
+    log_probs = torch.log_softmax(
+        torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]], [[0.0, 1.0, 0.0], [5.0, 0.0, 0.0]]]), dim=-1
+    )
     targets = torch.tensor([[0, 1], [1, 2]])  # argmax is [[0, 2], [1, 0]]: 2 correct
     nll, correct = token_counts(log_probs, targets)
     expected = -sum(float(log_probs[t, b, targets[t, b]]) for t in range(2) for b in range(2))
@@ -82,8 +96,7 @@ def test_perplexity_is_exp_loss_and_json_safe():
 def test_prunable_names_every_layer():
     model = WordRNN(50, 8, 6, n_layers=3)
     names = list(model.prunable(["embedding", "W_ih", "W_hh", "decoder"]))
-    assert names == ["embedding", "W_ih_l0", "W_ih_l1", "W_ih_l2",
-                     "W_hh_l0", "W_hh_l1", "W_hh_l2", "decoder"]
+    assert names == ["embedding", "W_ih_l0", "W_ih_l1", "W_ih_l2", "W_hh_l0", "W_hh_l1", "W_hh_l2", "decoder"]
     with pytest.raises(ValueError, match="allowed values"):
         model.prunable(["W_xx"])
 
@@ -121,7 +134,13 @@ def test_smoke_run_learns_and_writes_labelled_metrics(tmp_path):
     assert [h["val_loss"] for h in history] == final["val_loss_history"]
     assert final["sparsity"] == pytest.approx(0.9, abs=1e-3)  # measured, not the target
     assert set(final["sparsity_report"]["tensors"]) == {
-        "embedding", "W_ih_l0", "W_ih_l1", "W_hh_l0", "W_hh_l1", "decoder"}
+        "embedding",
+        "W_ih_l0",
+        "W_ih_l1",
+        "W_hh_l0",
+        "W_hh_l1",
+        "decoder",
+    }
 
 
 def test_lr_is_quartered_when_validation_does_not_improve(tmp_path):
@@ -147,12 +166,14 @@ def test_same_seed_same_metrics_and_lottery_ticket(tmp_path):
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
-    result = run_cli_subprocess(["train", "language", "--config", str(SMOKE), "--out",
-                                 str(tmp_path / "x"), "--set", "training.bptt=0"])
+    result = run_cli_subprocess(
+        ["train", "language", "--config", str(SMOKE), "--out", str(tmp_path / "x"), "--set", "training.bptt=0"]
+    )
     assert result.returncode == 2
     assert "training.bptt" in result.stderr
-    result = run_cli_subprocess(["train", "language", "--config", str(SMOKE), "--out",
-                                 str(tmp_path / "x"), "--set", "pruning.tensors=[W_xx]"])
+    result = run_cli_subprocess(
+        ["train", "language", "--config", str(SMOKE), "--out", str(tmp_path / "x"), "--set", "pruning.tensors=[W_xx]"]
+    )
     assert result.returncode == 2 and "pruning.tensors" in result.stderr
 
 

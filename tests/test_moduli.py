@@ -170,8 +170,7 @@ def test_klein_canonical_points_lie_in_the_fundamental_domain(float64_generator)
     x = (torch.rand(500, 2, generator=float64_generator, dtype=torch.float64) - 0.5) * 80
     c = klein.canonical(x)
     assert ((c >= 0) & (c < PERIOD)).all()
-    assert torch.allclose(klein.distance(x, c).diagonal(), torch.zeros(500, dtype=torch.float64),
-                          atol=1e-9)
+    assert torch.allclose(klein.distance(x, c).diagonal(), torch.zeros(500, dtype=torch.float64), atol=1e-9)
 
 
 @pytest.mark.parametrize("name,radius", [("circle", 5.0), ("sphere", 5.0), ("s3", 10.0)])

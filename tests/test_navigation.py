@@ -22,16 +22,14 @@ def _cells(n: int = 32, dog: bool = True, seed: int = 0, box=BOX) -> PlaceCells:
     return PlaceCells(n, 0.12, 2.0, dog, box, seed=seed)
 
 
-def _stream(seed: int = 1, chunk: int = 3, length: int = 12, batch: int = 8,
-            cells: PlaceCells | None = None) -> TrajectoryGenerator:
+def _stream(
+    seed: int = 1, chunk: int = 3, length: int = 12, batch: int = 8, cells: PlaceCells | None = None
+) -> TrajectoryGenerator:
     return TrajectoryGenerator(cells or _cells(), length, batch, seed=seed, chunk=chunk)
 
 
 def _same(a, b) -> bool:
-    return all(
-        torch.equal(getattr(a, k), getattr(b, k))
-        for k in ("velocity", "init_code", "position", "target_code")
-    )
+    return all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("velocity", "init_code", "position", "target_code"))
 
 
 # ------------------------------------------------------------------------ place cells
@@ -175,9 +173,7 @@ def test_state_dict_survives_torch_save(tmp_path):
 # ------------------------------------------------------------------------ decoding
 def _grid_cells() -> PlaceCells:
     cells = _cells(6)
-    cells.centres = torch.tensor(
-        [[0.0, 0.0], [0.3, 0.0], [0.0, 0.3], [-0.5, -0.5], [0.9, 0.9], [-0.9, 0.6]]
-    )
+    cells.centres = torch.tensor([[0.0, 0.0], [0.3, 0.0], [0.0, 0.3], [-0.5, -0.5], [0.9, 0.9], [-0.9, 0.6]])
     return cells
 
 

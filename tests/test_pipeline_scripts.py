@@ -34,24 +34,47 @@ CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
 PAPER = str(REPO / "config" / "paper_results" / "navigation.csv")
 
 
-def _metrics(error: float | None, lottery: float | None = None, *, enabled: bool = False,
-             diverged: dict | None = None) -> dict:
+def _metrics(
+    error: float | None, lottery: float | None = None, *, enabled: bool = False, diverged: dict | None = None
+) -> dict:
     def result(value):
-        return None if value is None else {
-            "error_cm": value, "loss": 1.0, "W_hh_sparsity": 0.95, "sparsity": 0.9,
-            "W_hh_fraction_below_1e-3": 0.96, "eval_rule": "masks"}
+        return (
+            None
+            if value is None
+            else {
+                "error_cm": value,
+                "loss": 1.0,
+                "W_hh_sparsity": 0.95,
+                "sparsity": 0.9,
+                "W_hh_fraction_below_1e-3": 0.96,
+                "eval_rule": "masks",
+            }
+        )
+
     return {
-        "status": "diverged" if diverged else "completed", "diverged": diverged, "seed": 0,
-        "config": {"lottery_ticket": {"enabled": enabled}, "model": {"n_hidden": 8},
-                   "training": {"epochs": 2, "steps_per_epoch": 3}},
-        "wall_time_s": 1.5, "device": "cpu", "final": result(error),
+        "status": "diverged" if diverged else "completed",
+        "diverged": diverged,
+        "seed": 0,
+        "config": {
+            "lottery_ticket": {"enabled": enabled},
+            "model": {"n_hidden": 8},
+            "training": {"epochs": 2, "steps_per_epoch": 3},
+        },
+        "wall_time_s": 1.5,
+        "device": "cpu",
+        "final": result(error),
         "lottery_ticket": result(lottery),
     }
 
 
 def _record(regularizer: str, target: float, seed: int) -> dict:
-    return {"run_id": f"{regularizer}-t{target}-s{seed}", "regularizer": regularizer,
-            "label": regularizer.upper(), "target": target, "seed": seed}
+    return {
+        "run_id": f"{regularizer}-t{target}-s{seed}",
+        "regularizer": regularizer,
+        "label": regularizer.upper(),
+        "target": target,
+        "seed": seed,
+    }
 
 
 def _write(tmp_path: Path, runs: list[tuple[dict, dict]]) -> tuple[list[str], list[dict]]:
@@ -67,13 +90,15 @@ def _write(tmp_path: Path, runs: list[tuple[dict, dict]]) -> tuple[list[str], li
 @pytest.fixture
 def runs(tmp_path) -> pd.DataFrame:
     """torus_dog: 2 seeds (4, 6 cm), none: 1 completed (80 cm) + 1 diverged; lottery on."""
-    paths, records = _write(tmp_path, [
-        (_metrics(4.0, 8.0, enabled=True), _record("torus_dog", 0.9, 0)),
-        (_metrics(6.0, 10.0, enabled=True), _record("torus_dog", 0.9, 1)),
-        (_metrics(80.0, 70.0, enabled=True), _record("none", 0.9, 0)),
-        (_metrics(None, enabled=True, diverged={"phase": "sparse", "epoch": 1}),
-         _record("none", 0.9, 1)),
-    ])
+    paths, records = _write(
+        tmp_path,
+        [
+            (_metrics(4.0, 8.0, enabled=True), _record("torus_dog", 0.9, 0)),
+            (_metrics(6.0, 10.0, enabled=True), _record("torus_dog", 0.9, 1)),
+            (_metrics(80.0, 70.0, enabled=True), _record("none", 0.9, 0)),
+            (_metrics(None, enabled=True, diverged={"phase": "sparse", "epoch": 1}), _record("none", 0.9, 1)),
+        ],
+    )
     return aggregate_runs.aggregate(paths, records, "navigation")
 
 
@@ -103,18 +128,34 @@ def test_aggregate_rejects_misaligned_inputs(tmp_path):
 
 
 def test_aggregate_sweeps(tmp_path):
-    done = {"status": "completed", "run_sparsity": 0.9, "levels": [
-        {"level": 0.5, "evaluated_as_is": True, "error_cm": 5.0, "loss": 1.0, "sparsity": 0.9,
-         "W_hh_sparsity": 0.95},
-        {"level": 0.98, "evaluated_as_is": False, "error_cm": 50.0, "loss": 2.0,
-         "sparsity": 0.98, "W_hh_sparsity": 0.99}]}
+    done = {
+        "status": "completed",
+        "run_sparsity": 0.9,
+        "levels": [
+            {
+                "level": 0.5,
+                "evaluated_as_is": True,
+                "error_cm": 5.0,
+                "loss": 1.0,
+                "sparsity": 0.9,
+                "W_hh_sparsity": 0.95,
+            },
+            {
+                "level": 0.98,
+                "evaluated_as_is": False,
+                "error_cm": 50.0,
+                "loss": 2.0,
+                "sparsity": 0.98,
+                "W_hh_sparsity": 0.99,
+            },
+        ],
+    }
     failed = {"status": "diverged", "run_sparsity": None, "levels": []}
     paths = []
     for name, data in (("a.json", done), ("b.json", failed)):
         (tmp_path / name).write_text(json.dumps(data))
         paths.append(str(tmp_path / name))
-    table = aggregate_sweeps.aggregate(paths, [_record("torus_dog", 0.9, 0),
-                                               _record("none", 0.9, 0)], "navigation")
+    table = aggregate_sweeps.aggregate(paths, [_record("torus_dog", 0.9, 0), _record("none", 0.9, 0)], "navigation")
     assert table["level"].tolist()[:2] == [0.5, 0.98]
     assert table["status"].tolist() == ["completed", "completed", "diverged"]
     assert math.isnan(table["error_cm"].iloc[2])
@@ -124,7 +165,7 @@ def test_error_table_statistics_and_paper_values(runs):
     tidy, display = table_navigation_error.build(runs, PAPER)
     torus = tidy.set_index("regularizer").loc["torus_dog"]
     assert torus["error_cm_mean"] == pytest.approx(5.0)
-    assert torus["error_cm_std"] == pytest.approx(math.sqrt(2))   # sample std of 4, 6
+    assert torus["error_cm_std"] == pytest.approx(math.sqrt(2))  # sample std of 4, 6
     assert torus["paper_error_cm_mean"] == 6.29
     assert torus["n_diverged"] == 0
     none = tidy.set_index("regularizer").loc["none"]
@@ -153,8 +194,11 @@ def test_summary_claims(runs):
     error, _ = table_navigation_error.build(runs, PAPER)
     lottery, _ = table_navigation_lottery.build(runs, PAPER)
     text, metrics = summary.build(error, lottery, runs, CLAIMS)
-    assert metrics["claims"] == {"claim1_geometry_at_90": True, "claim2_all_fail_at_98": None,
-                                 "claim3_lottery_tickets": None}
+    assert metrics["claims"] == {
+        "claim1_geometry_at_90": True,
+        "claim2_all_fail_at_98": None,
+        "claim3_lottery_tickets": None,
+    }
     assert metrics["navigation_torus_dog_t90"]["error_cm_mean"] == 5.0
     assert "**REPLICATED**" in text and "not tested" in text
     assert "torus_dog 5.0 cm" in text
@@ -170,14 +214,15 @@ def test_markdown_and_latex_writers(tmp_path):
     assert pd.read_csv(paths["csv"]).shape == (1, 2)
 
 
-
 def _paired(errors: dict[str, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(error table, runs table) for regularizers with one error per seed, target 0.9."""
-    runs = pd.DataFrame([
-        {"regularizer": r, "target": 0.9, "seed": seed, "phase": "sparse", "status": "completed",
-         "error_cm": e}
-        for r, values in errors.items() for seed, e in enumerate(values)
-    ])
+    runs = pd.DataFrame(
+        [
+            {"regularizer": r, "target": 0.9, "seed": seed, "phase": "sparse", "status": "completed", "error_cm": e}
+            for r, values in errors.items()
+            for seed, e in enumerate(values)
+        ]
+    )
     stats = runs.groupby("regularizer")["error_cm"].agg(["mean", "std"]).reset_index()
     error = stats.rename(columns={"mean": "error_cm_mean", "std": "error_cm_std"}).assign(target=0.9)
     return error, runs
@@ -208,34 +253,63 @@ def test_claim_one_replicated_at_the_papers_effect_size():
 FIXTURE_DATA = "fixture (not WikiText-2 train): train = first 80% of the WikiText-2 valid lines"
 
 
-def _language_metrics(loss: float | None, corpus: str = "fixture",
-                      history: tuple[float, ...] = (9.0, 8.0)) -> dict:
-    final = None if loss is None else {
-        "data": FIXTURE_DATA, "test_loss": loss, "test_ppl": math.exp(loss),
-        "test_accuracy": 0.1, "val_loss": history[-1], "val_ppl": math.exp(history[-1]),
-        "val_loss_increases": 0, "W_hh_sparsity": 0.8, "sparsity": 0.9}
+def _language_metrics(loss: float | None, corpus: str = "fixture", history: tuple[float, ...] = (9.0, 8.0)) -> dict:
+    final = (
+        None
+        if loss is None
+        else {
+            "data": FIXTURE_DATA,
+            "test_loss": loss,
+            "test_ppl": math.exp(loss),
+            "test_accuracy": 0.1,
+            "val_loss": history[-1],
+            "val_ppl": math.exp(history[-1]),
+            "val_loss_increases": 0,
+            "W_hh_sparsity": 0.8,
+            "sparsity": 0.9,
+        }
+    )
     return {
-        "task": "language", "data": FIXTURE_DATA if corpus == "fixture" else "WikiText-2 (x)",
+        "task": "language",
+        "data": FIXTURE_DATA if corpus == "fixture" else "WikiText-2 (x)",
         "status": "completed" if final else "diverged",
         "diverged": None if final else {"phase": "sparse", "epoch": 1},
-        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 32},
-                   "training": {"epochs": 2}, "data": {"corpus": corpus}},
-        "wall_time_s": 2.0, "device": "cpu", "final": final, "lottery_ticket": None,
-        "history": [{"phase": "sparse", "epoch": i, "loss": 9.0, "val_loss": v}
-                    for i, v in enumerate(history)],
+        "config": {
+            "lottery_ticket": {"enabled": False},
+            "model": {"n_hidden": 32},
+            "training": {"epochs": 2},
+            "data": {"corpus": corpus},
+        },
+        "wall_time_s": 2.0,
+        "device": "cpu",
+        "final": final,
+        "lottery_ticket": None,
+        "history": [{"phase": "sparse", "epoch": i, "loss": 9.0, "val_loss": v} for i, v in enumerate(history)],
     }
 
 
 def _adding_metrics(mse: float | None) -> dict:
-    final = None if mse is None else {
-        "test_mse": mse, "baseline_mse": 1 / 6, "baseline_mse_measured": 0.16,
-        "val_mse": mse, "W_hh_sparsity": 0.9, "sparsity": 0.9}
+    final = (
+        None
+        if mse is None
+        else {
+            "test_mse": mse,
+            "baseline_mse": 1 / 6,
+            "baseline_mse_measured": 0.16,
+            "val_mse": mse,
+            "W_hh_sparsity": 0.9,
+            "sparsity": 0.9,
+        }
+    )
     return {
-        "task": "adding", "status": "completed" if final else "diverged",
+        "task": "adding",
+        "status": "completed" if final else "diverged",
         "diverged": None if final else {"phase": "sparse", "epoch": 0},
-        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 16},
-                   "training": {"epochs": 3}},
-        "wall_time_s": 1.0, "device": "cpu", "final": final, "lottery_ticket": None,
+        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 16}, "training": {"epochs": 3}},
+        "wall_time_s": 1.0,
+        "device": "cpu",
+        "final": final,
+        "lottery_ticket": None,
         "history": [{"phase": "sparse", "epoch": 0, "loss": 0.5, "val_mse": 0.2}],
     }
 
@@ -243,12 +317,15 @@ def _adding_metrics(mse: float | None) -> dict:
 @pytest.fixture
 def language_runs(tmp_path) -> tuple[list[str], list[dict]]:
     """torus_dog: losses 5, 7 (fixture); none: 6 and one diverged run."""
-    return _write(tmp_path, [
-        (_language_metrics(5.0), _record("torus_dog", 0.9, 0)),
-        (_language_metrics(7.0, history=(9.0, 9.5)), _record("torus_dog", 0.9, 1)),
-        (_language_metrics(6.0), _record("none", 0.9, 0)),
-        (_language_metrics(None, history=(9.0,)), _record("none", 0.9, 1)),
-    ])
+    return _write(
+        tmp_path,
+        [
+            (_language_metrics(5.0), _record("torus_dog", 0.9, 0)),
+            (_language_metrics(7.0, history=(9.0, 9.5)), _record("torus_dog", 0.9, 1)),
+            (_language_metrics(6.0), _record("none", 0.9, 0)),
+            (_language_metrics(None, history=(9.0,)), _record("none", 0.9, 1)),
+        ],
+    )
 
 
 def test_language_table_statistics_and_fixture_label(language_runs, tmp_path):
@@ -273,8 +350,7 @@ def test_language_table_statistics_and_fixture_label(language_runs, tmp_path):
 
 
 def test_language_table_on_wikitext2_says_so(tmp_path):
-    paths, records = _write(tmp_path, [
-        (_language_metrics(5.0, corpus="wikitext2"), _record("l1", 0.98, 0))])
+    paths, records = _write(tmp_path, [(_language_metrics(5.0, corpus="wikitext2"), _record("l1", 0.98, 0))])
     tidy, _ = table_language.build(aggregate_runs.aggregate(paths, records, "language"))
     assert tidy["data"].tolist() == ["WikiText-2"]
     caption = table_language.caption(tidy)
@@ -283,7 +359,7 @@ def test_language_table_on_wikitext2_says_so(tmp_path):
 
 def test_language_history_and_figure(language_runs, tmp_path):
     history = aggregate_history.aggregate(*language_runs, "language")
-    assert len(history) == 2 + 2 + 2 + 1           # the diverged run keeps its epoch
+    assert len(history) == 2 + 2 + 2 + 1  # the diverged run keeps its epoch
     assert history.groupby("run_id")["epoch"].max().to_dict()["none-t0.9-s1"] == 0
     runs = aggregate_runs.aggregate(*language_runs, "language")
     assert "FIXTURE" in fig_language_val_loss.title(runs)
@@ -293,12 +369,15 @@ def test_language_history_and_figure(language_runs, tmp_path):
 
 
 def test_adding_table_against_the_baseline(tmp_path):
-    paths, records = _write(tmp_path, [
-        (_adding_metrics(0.10), _record("torus_dog", 0.95, 0)),
-        (_adding_metrics(0.20), _record("torus_dog", 0.95, 1)),
-        (_adding_metrics(0.18), _record("none", 0.95, 0)),
-        (_adding_metrics(None), _record("none", 0.95, 1)),
-    ])
+    paths, records = _write(
+        tmp_path,
+        [
+            (_adding_metrics(0.10), _record("torus_dog", 0.95, 0)),
+            (_adding_metrics(0.20), _record("torus_dog", 0.95, 1)),
+            (_adding_metrics(0.18), _record("none", 0.95, 0)),
+            (_adding_metrics(None), _record("none", 0.95, 1)),
+        ],
+    )
     runs = aggregate_runs.aggregate(paths, records, "adding")
     tidy, display = table_adding.build(runs)
     torus = tidy.set_index("regularizer").loc["torus_dog"]
@@ -316,7 +395,7 @@ def test_summary_language_section_says_fixture(language_runs):
     tidy, _ = table_language.build(aggregate_runs.aggregate(*language_runs, "language"))
     text = "\n".join(summary.task_sections(tidy, None))
     assert "## Language modelling (FIXTURE)" in text and "not WikiText-2 results" in text
-    assert "REPLICATED" not in text and "verdict" in text   # measured numbers, no verdict
+    assert "REPLICATED" not in text and "verdict" in text  # measured numbers, no verdict
 
 
 # ------------------------------------------------------------------------ sparse inference
@@ -330,21 +409,40 @@ def _inference(seed_factor: float, geometric: bool = True) -> dict:
                 if fmt == "nn.RNN" and kind == "step":
                     continue
                 speedup = {"dense": 1.0, "nn.RNN": 1.2, "csr": 2.0, "csr-geo": 2.5, "bsr-geo": 0.5}[fmt]
-                rows.append({"format": fmt, "kind": kind, "batch": batch, "steps": 50 if kind == "sequence" else 1,
-                             "time_ms": 10.0 / (speedup * seed_factor), "calls": 10,
-                             "speedup_vs_dense": speedup * seed_factor, "max_rel_error": 1e-7 * seed_factor,
-                             "W_hh_bytes_memory": 100, "W_hh_bytes_stored": 80,
-                             "model_bytes_memory": 400 if fmt != "dense" else 1000,
-                             "model_bytes_stored": 300 if fmt not in ("dense", "nn.RNN") else 1000})
+                rows.append(
+                    {
+                        "format": fmt,
+                        "kind": kind,
+                        "batch": batch,
+                        "steps": 50 if kind == "sequence" else 1,
+                        "time_ms": 10.0 / (speedup * seed_factor),
+                        "calls": 10,
+                        "speedup_vs_dense": speedup * seed_factor,
+                        "max_rel_error": 1e-7 * seed_factor,
+                        "W_hh_bytes_memory": 100,
+                        "W_hh_bytes_stored": 80,
+                        "model_bytes_memory": 400 if fmt != "dense" else 1000,
+                        "model_bytes_stored": 300 if fmt not in ("dense", "nn.RNN") else 1000,
+                    }
+                )
     blocks = {b: {"none": 1.0, **({"geometry": 0.25} if geometric else {})} for b in ("16", "32", "64")}
-    return {"run": "x", "status": "completed", "threads": 1, "load_average_1min": {"before": 0.5, "after": 0.6},
-            "info": {"n_hidden": 512, "W_hh_sparsity": 0.9, "block_density": blocks}, "rows": rows}
+    return {
+        "run": "x",
+        "status": "completed",
+        "threads": 1,
+        "load_average_1min": {"before": 0.5, "after": 0.6},
+        "info": {"n_hidden": 512, "W_hh_sparsity": 0.9, "block_density": blocks},
+        "rows": rows,
+    }
 
 
 def test_inference_aggregate_and_table(tmp_path):
-    results = [(_inference(1.0), _record("torus_dog", 0.9, 0)), (_inference(1.5), _record("torus_dog", 0.9, 1)),
-               (_inference(1.0, geometric=False), _record("none", 0.9, 0)),
-               ({"run": "y", "status": "diverged", "info": None, "rows": []}, _record("none", 0.9, 1))]
+    results = [
+        (_inference(1.0), _record("torus_dog", 0.9, 0)),
+        (_inference(1.5), _record("torus_dog", 0.9, 1)),
+        (_inference(1.0, geometric=False), _record("none", 0.9, 0)),
+        ({"run": "y", "status": "diverged", "info": None, "rows": []}, _record("none", 0.9, 1)),
+    ]
     paths = []
     for i, (result, _) in enumerate(results):
         path = tmp_path / f"inference{i}.json"
@@ -358,8 +456,12 @@ def test_inference_aggregate_and_table(tmp_path):
         aggregate_inference.aggregate(paths[:1], [r for _, r in results], "navigation")
 
     table, display = table_navigation_inference.build(tidy)
-    torus = table[(table["regularizer"] == "torus_dog") & (table["format"] == "csr")
-                  & (table["kind"] == "step") & (table["batch"] == 1)].iloc[0]
+    torus = table[
+        (table["regularizer"] == "torus_dog")
+        & (table["format"] == "csr")
+        & (table["kind"] == "step")
+        & (table["batch"] == 1)
+    ].iloc[0]
     assert torus["speedup_mean"] == pytest.approx(2.5) and torus["n_runs"] == 2 and torus["n_diverged"] == 0
     assert torus["speedup_std"] == pytest.approx(math.sqrt(0.5))
     assert torus["max_rel_error"] == pytest.approx(1.5e-7)
@@ -372,14 +474,20 @@ def test_inference_aggregate_and_table(tmp_path):
     assert display.iloc[1]["sequence B=200: csr / csr-geo / bsr-geo"] == "2.00x / - / -"
     assert list(display["Diverged"]) == ["0/2", "1/2"]
     lines = summary.inference_section(table)
-    assert any("torus_dog at 90 %" in line and "CSR 2.50x per step" in line and "1.000 -> 0.250" in line
-               for line in lines), lines
+    assert any(
+        "torus_dog at 90 %" in line and "CSR 2.50x per step" in line and "1.000 -> 0.250" in line for line in lines
+    ), lines
     assert any("none at 90 %" in line and "1.000 -> -" in line for line in lines), lines
 
 
 PAPER_SCALE = REPO / "docs" / "paper_scale" / "h100-d84dc9e"
-PAPER_SCALE_RUNS = [("torus_dog", "torus_dog"), ("klein_dog", "klein"), ("permuted_dog", "permuted"),
-                    ("none", "noreg"), ("none", "noreg_s1")]
+PAPER_SCALE_RUNS = [
+    ("torus_dog", "torus_dog"),
+    ("klein_dog", "klein"),
+    ("permuted_dog", "permuted"),
+    ("none", "noreg"),
+    ("none", "noreg_s1"),
+]
 
 
 def test_report_runs_builds_the_paper_table_from_a_partial_grid(tmp_path, monkeypatch):
@@ -388,8 +496,13 @@ def test_report_runs_builds_the_paper_table_from_a_partial_grid(tmp_path, monkey
     import report_runs
 
     monkeypatch.chdir(REPO)
-    args = ["--config", "config/paper.yaml", "--out", str(tmp_path),
-            *(f"{name}={PAPER_SCALE / f'{stem}.metrics.json'}" for name, stem in PAPER_SCALE_RUNS)]
+    args = [
+        "--config",
+        "config/paper.yaml",
+        "--out",
+        str(tmp_path),
+        *(f"{name}={PAPER_SCALE / f'{stem}.metrics.json'}" for name, stem in PAPER_SCALE_RUNS),
+    ]
     assert report_runs.main(args) == 0
     table = pd.read_csv(tmp_path / "navigation_error.csv").set_index(["regularizer", "target"])
     assert len(table) == 26 and int((table["n_runs"] == 0).sum()) == 22
@@ -419,6 +532,10 @@ def test_report_runs_checks_every_regularizer_key_and_duplicates(tmp_path, monke
     torus = PAPER_SCALE / "torus_dog.metrics.json"
     assert report_runs.main(["--out", str(tmp_path), f"torus_square={torus}"]) == 2
     assert "does not match 'torus_square' in ['inhibitor', 'invert']" in capsys.readouterr().err
-    assert report_runs.main(["--config", "config/paper.yaml", "--out", str(tmp_path),
-                             f"torus_dog={torus}", f"torus_dog={torus}"]) == 2
+    assert (
+        report_runs.main(
+            ["--config", "config/paper.yaml", "--out", str(tmp_path), f"torus_dog={torus}", f"torus_dog={torus}"]
+        )
+        == 2
+    )
     assert "a second run torus_dog-t0.9-s0" in capsys.readouterr().err

@@ -40,8 +40,7 @@ def test_cubic_schedule():
         assert scheduled_fraction(e, epochs, target, "cubic") == pytest.approx(expected)
         # cubic prunes faster early than linear
         if 0 < e < epochs - 1:
-            assert scheduled_fraction(e, epochs, target, "cubic") > scheduled_fraction(
-                e, epochs, target, "linear")
+            assert scheduled_fraction(e, epochs, target, "cubic") > scheduled_fraction(e, epochs, target, "linear")
 
 
 @pytest.mark.parametrize("target", [1.0, 1.5, -0.1])
@@ -204,8 +203,10 @@ def test_works_with_fused_rnn_weights():
 
 
 def test_report_counts_exact_zeros():
-    params = {"x": nn.Parameter(torch.tensor([0.0, 1.0, -0.0, 1e-30])),
-              "y": nn.Parameter(torch.tensor([[0.0, 2.0], [3.0, 4.0]]))}
+    params = {
+        "x": nn.Parameter(torch.tensor([0.0, 1.0, -0.0, 1e-30])),
+        "y": nn.Parameter(torch.tensor([[0.0, 2.0], [3.0, 4.0]])),
+    }
     report = MagnitudePruner(params).report()
     assert report["tensors"]["x"] == {"numel": 4, "zeros": 2, "sparsity": 0.5}
     assert report["tensors"]["y"] == {"numel": 4, "zeros": 1, "sparsity": 0.25}
@@ -238,8 +239,9 @@ class _Net(nn.Module):
 def _lottery(seed: int):
     torch.manual_seed(123)
     net = _Net()
-    pruner = MagnitudePruner({"encoder": net.encoder.weight, "W_hh": net.rnn.weight_hh_l0,
-                              "decoder": net.decoder.weight})
+    pruner = MagnitudePruner(
+        {"encoder": net.encoder.weight, "W_hh": net.rnn.weight_hh_l0, "decoder": net.decoder.weight}
+    )
     pruner.prune_to(0.8)
     before = {k: v.detach().clone() for k, v in net.state_dict().items()}
     masks = {k: m.clone() for k, m in pruner.masks.items()}

@@ -44,9 +44,7 @@ def test_penalty_is_strength_times_mean_of_r_times_abs_w_to_the_p(space, p):
     reg = ModuliRegularizer(n, space, "dog", invert=True, p=p, strength=strength, seed=3)
     w = _weight(n)
     r = reg.coefficients.double()
-    by_hand = strength * sum(
-        float(r[i, j]) * abs(float(w[i, j])) ** p for i in range(n) for j in range(n)
-    ) / (n * n)
+    by_hand = strength * sum(float(r[i, j]) * abs(float(w[i, j])) ** p for i in range(n) for j in range(n)) / (n * n)
     assert float(reg.reg(w)) == pytest.approx(by_hand, rel=1e-5)
     assert float(reg(w)) == pytest.approx(by_hand, rel=1e-5)
 
@@ -138,8 +136,7 @@ def test_l1_star_matches_the_mean_inverted_torus_dog():
     assert float(r[0, 0]) == pytest.approx(float(reference.double().mean()), rel=1e-5)
     assert 65.5 < float(r[0, 0]) < 67.5  # ~66.5 (PAPER.md)
     w = _weight(n)
-    assert float(star.reg(w)) == pytest.approx(0.1 * float(r[0, 0]) * float(w.abs().mean()),
-                                               rel=1e-5)
+    assert float(star.reg(w)) == pytest.approx(0.1 * float(r[0, 0]) * float(w.abs().mean()), rel=1e-5)
 
 
 def test_l1_star_authors_variant_is_the_non_inverted_mean():
@@ -152,8 +149,16 @@ def test_l1_star_authors_variant_is_the_non_inverted_mean():
 
 
 def _config(**changes) -> dict:
-    config = {"space": "torus", "inhibitor": "dog", "invert": True, "permute": False, "p": 1,
-              "strength": 0.1, "scale": 1.0, "learn_embedding": False}
+    config = {
+        "space": "torus",
+        "inhibitor": "dog",
+        "invert": True,
+        "permute": False,
+        "p": 1,
+        "strength": 0.1,
+        "scale": 1.0,
+        "learn_embedding": False,
+    }
     config.update(changes)
     return config
 
@@ -208,8 +213,7 @@ def test_weight_shape_is_checked():
 @pytest.mark.parametrize("space", ["sphere", "s3", "circle", "torus", "klein", "r3"])
 def test_learned_positions_are_parameters_that_train_and_stay_on_the_manifold(space):
     n = 24
-    reg = ModuliRegularizer(n, space, "dog", invert=True, strength=1.0, seed=2,
-                            learn_embedding=True)
+    reg = ModuliRegularizer(n, space, "dog", invert=True, strength=1.0, seed=2, learn_embedding=True)
     params = dict(reg.named_parameters())
     assert list(params) == ["positions"]
     assert params["positions"].shape == (n, get_space(space).dim)

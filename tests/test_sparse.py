@@ -176,8 +176,19 @@ def trained_run(tmp_path_factory):
 @pytest.mark.parametrize("layout,order", [("csr", "none"), ("bsr", "geometry")])
 def test_export_round_trip(trained_run, tmp_path, layout, order):
     out = tmp_path / "model.pt"
-    args = ["export", "--run", str(trained_run), "--out", str(out), "--format", layout, "--order", order,
-            "--blocksize", "16"]
+    args = [
+        "export",
+        "--run",
+        str(trained_run),
+        "--out",
+        str(out),
+        "--format",
+        layout,
+        "--order",
+        order,
+        "--blocksize",
+        "16",
+    ]
     assert main(args) == 0
     raw = torch.load(out, weights_only=True)
     assert raw["weights"]["W_hh"]["layout"] == layout
@@ -259,8 +270,22 @@ def test_export_uses_learned_positions(tmp_path):
 # --------------------------------------------------------------------------- benchmark-inference
 def test_benchmark_inference_times_every_format_of_a_run(trained_run, tmp_path, capsys):
     out = tmp_path / "inference.json"
-    args = ["benchmark-inference", "--run", str(trained_run), "--out", str(out), "--batch", "1", "3",
-            "--steps", "7", "--blocksize", "16", "--min-run-time", "0.001"]
+    args = [
+        "benchmark-inference",
+        "--run",
+        str(trained_run),
+        "--out",
+        str(out),
+        "--batch",
+        "1",
+        "3",
+        "--steps",
+        "7",
+        "--blocksize",
+        "16",
+        "--min-run-time",
+        "0.001",
+    ]
     assert main(args) == 0
     result = json.loads(out.read_text())
     assert result["status"] == "completed" and result["threads"] == 1
@@ -270,8 +295,9 @@ def test_benchmark_inference_times_every_format_of_a_run(trained_run, tmp_path, 
     assert set(info["block_density"]) == {"16", "32", "64"}
     assert set(info["block_density"]["16"]) == {"none", "geometry"}
     cases = {(r["format"], r["kind"], r["batch"]) for r in result["rows"]}
-    expected = {(f, k, b) for f in ("dense", "csr", "csr-geo", "bsr-geo") for k in ("step", "sequence")
-                for b in (1, 3)} | {("nn.RNN", "sequence", b) for b in (1, 3)}
+    expected = {
+        (f, k, b) for f in ("dense", "csr", "csr-geo", "bsr-geo") for k in ("step", "sequence") for b in (1, 3)
+    } | {("nn.RNN", "sequence", b) for b in (1, 3)}
     assert cases == expected
     for row in result["rows"]:
         assert row["time_ms"] > 0 and row["calls"] >= 1
@@ -288,8 +314,24 @@ def test_benchmark_inference_of_runs_without_model_or_positions(tmp_path, capsys
     run = tmp_path / "run"
     assert main(cli_args(run, "regularizer.space=none")) == 0
     out = tmp_path / "inference.json"
-    assert main(["benchmark-inference", "--run", str(run), "--out", str(out), "--batch", "2",
-                 "--steps", "3", "--min-run-time", "0.001"]) == 0
+    assert (
+        main(
+            [
+                "benchmark-inference",
+                "--run",
+                str(run),
+                "--out",
+                str(out),
+                "--batch",
+                "2",
+                "--steps",
+                "3",
+                "--min-run-time",
+                "0.001",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert {r["format"] for r in result["rows"]} == {"dense", "nn.RNN", "csr"}
     assert "no positions" in result["info"]["skipped"]["bsr-geo"]
@@ -314,7 +356,7 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     run = tmp_path / "run"
     assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
     trained = torch.load(run / "checkpoint.pt", weights_only=True)["task"]["regularizer"]
-    (run / "checkpoint.pt").unlink()                     # as rule train does
+    (run / "checkpoint.pt").unlink()  # as rule train does
     loaded, _ = load_run(run)
     for key, value in trained.items():
         assert torch.equal(loaded.regularizer.state_dict()[key], value), key
@@ -322,8 +364,9 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)
     out = tmp_path / "model.pt"
     assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0
-    assert torch.equal(load_sparse(out).permutation,
-                       geometry_order(loaded.regularizer.positions, loaded.regularizer.space))
+    assert torch.equal(
+        load_sparse(out).permutation, geometry_order(loaded.regularizer.positions, loaded.regularizer.space)
+    )
 
 
 def test_final_model_file_is_self_describing(tmp_path):

@@ -56,8 +56,7 @@ def test_cli_writes_json(run_dir, tmp_path):
 
 @pytest.mark.parametrize("level", ["1.0", "-0.1"])
 def test_cli_rejects_levels_outside_unit_interval(run_dir, tmp_path, level, capsys):
-    argv = ["sweep", "navigation", "--run", str(run_dir), "--levels", level,
-            "--out", str(tmp_path / "s.json")]
+    argv = ["sweep", "navigation", "--run", str(run_dir), "--levels", level, "--out", str(tmp_path / "s.json")]
     assert main(argv) == 2
     assert "[0, 1)" in capsys.readouterr().err
 

@@ -64,8 +64,12 @@ def test_optimization_step_updates_keeps_masks_and_labels_its_phases():
     assert not torch.equal(before, after)
     assert torch.equal(after == 0, before == 0)  # pruned stay pruned, kept weights stay non-zero
     labels = {event.key for event in prof.key_averages() if event.key.startswith("geosparse:")}
-    assert {"geosparse:backward", "geosparse:masks", "geosparse:forward (RNN, read-out)",
-            "geosparse:batch (trajectories, place codes)"} <= labels
+    assert {
+        "geosparse:backward",
+        "geosparse:masks",
+        "geosparse:forward (RNN, read-out)",
+        "geosparse:batch (trajectories, place codes)",
+    } <= labels
 
 
 # ------------------------------------------------------------------------ learning
@@ -81,8 +85,7 @@ def test_smoke_run_lowers_the_training_loss(tmp_path):
 
 
 def test_unregularised_run_lowers_the_task_loss(tmp_path):
-    history = train(tmp_path / "run", *LEARNS, "regularizer.space=none",
-                    "pruning.target=0.0")["history"]
+    history = train(tmp_path / "run", *LEARNS, "regularizer.space=none", "pruning.target=0.0")["history"]
     assert all(h["penalty"] == 0 for h in history)
     assert history[-1]["task_loss"] < history[0]["task_loss"] - 0.1
 
@@ -111,11 +114,11 @@ def test_metrics_json_is_complete_and_reports_measured_sparsity(smoke):
     for e, record in enumerate(history):
         for key in ("loss", "task_loss", "penalty", "error_cm", "sparsity", "sparsity_W_hh"):
             assert isinstance(record[key], float) and math.isfinite(record[key]), key
-        assert record["pruned_fraction_target"] == pytest.approx(
-            scheduled_fraction(e, epochs, target))
+        assert record["pruned_fraction_target"] == pytest.approx(scheduled_fraction(e, epochs, target))
         # measured, not the target: zeros / numel, exactly the scheduled count of weights
         assert record["sparsity"] == pytest.approx(
-            round(record["pruned_fraction_target"] * numel) / numel, abs=2 / numel)
+            round(record["pruned_fraction_target"] * numel) / numel, abs=2 / numel
+        )
 
     final = metrics["final"]
     assert math.isfinite(final["error_cm"]) and 0 < final["error_cm"] < 400
@@ -233,8 +236,13 @@ def _fake_run(task: _FakeTask, config: dict) -> Run:
 def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict:
     return {
         "task": "fake",
-        "training": {"epochs": epochs, "steps_per_epoch": steps, "finetune_epochs": 0,
-                     "grad_clip": None, "precision": "fp32"},
+        "training": {
+            "epochs": epochs,
+            "steps_per_epoch": steps,
+            "finetune_epochs": 0,
+            "grad_clip": None,
+            "precision": "fp32",
+        },
         "pruning": {"target": 0.5, "schedule": "linear"},
         "lottery_ticket": {"enabled": lottery},
     }
@@ -263,8 +271,11 @@ def test_a_finite_blow_up_counts_as_diverged(tmp_path, loss, diverged):
     metrics = Trainer(_fake_run(task, _fake_config()), tmp_path).train()
     assert (metrics["status"] == "diverged") is diverged
     if diverged:
-        assert metrics["diverged"] == {"phase": "sparse", "epoch": 1,
-                                       "reason": f"task loss {loss:.4g} > 100 x the chance loss 1"}
+        assert metrics["diverged"] == {
+            "phase": "sparse",
+            "epoch": 1,
+            "reason": f"task loss {loss:.4g} > 100 x the chance loss 1",
+        }
         assert metrics["final"] is None
 
 
@@ -281,8 +292,10 @@ def test_every_task_states_its_chance_loss():
 
     from geosparse.tasks.adding import BASELINE_MSE
 
-    for task, expected in (("navigation", lambda c: math.log(c["place_cells"]["n"])),
-                           ("adding", lambda c: BASELINE_MSE)):
+    for task, expected in (
+        ("navigation", lambda c: math.log(c["place_cells"]["n"])),
+        ("adding", lambda c: BASELINE_MSE),
+    ):
         config = resolve(REPO / "config" / task / "smoke.yaml", task)
         assert new_run(config, 0, torch.device("cpu")).task.chance_loss == pytest.approx(expected(config))
 
@@ -304,8 +317,9 @@ RESUME = ["training.steps_per_epoch=120", "training.epochs=6", "pruning.target=0
 def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "geosparse.cli", *cli_args(killed, *RESUME)]
-    process = subprocess.Popen(args, cwd=REPO, env=subprocess_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 90
         while not (killed / "checkpoint.pt").exists():
@@ -323,8 +337,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
     interrupted_at = load_checkpoint(killed / "checkpoint.pt")["epoch"]
     assert 1 <= interrupted_at < 6
 
-    again = subprocess.run(args, cwd=REPO, env=subprocess_env(), capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(args, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming sparse at epoch" in (killed / "train.log").read_text()
     resumed = read_metrics(killed)
@@ -381,8 +394,12 @@ def test_lottery_ticket_run(tmp_path):
     assert plain["final"] == final
 
 
-LEARNED = ["regularizer.space=sphere", "regularizer.learn_embedding=true",
-           "regularizer.strength=1.0", "training.steps_per_epoch=5"]
+LEARNED = [
+    "regularizer.space=sphere",
+    "regularizer.learn_embedding=true",
+    "regularizer.strength=1.0",
+    "training.steps_per_epoch=5",
+]
 
 
 @pytest.mark.parametrize(
@@ -390,8 +407,7 @@ LEARNED = ["regularizer.space=sphere", "regularizer.learn_embedding=true",
     # with the lottery ticket, checkpoints are written after sparse epochs (1-3), the
     # sparse result (4), lottery epochs (5-7), the lottery result (8) and at the end (9);
     # 8 steps per epoch end every epoch on a data-chunk boundary (chunk = 4)
-    [(n, [*LOTTERY, "lottery_ticket.enabled=true", "training.steps_per_epoch=8"])
-     for n in (1, 3, 4, 5, 6, 8)]
+    [(n, [*LOTTERY, "lottery_ticket.enabled=true", "training.steps_per_epoch=8"]) for n in (1, 3, 4, 5, 6, 8)]
     + [(2, LEARNED)],
 )
 def test_resume_after_a_crash_at_any_checkpoint(tmp_path, monkeypatch, crash_at, overrides):
@@ -432,7 +448,7 @@ def test_configuration_variants_run_to_completion(tmp_path, overrides):
     assert len(metrics["history"]) == epochs
     assert metrics["final"]["sparsity"] == pytest.approx(config["pruning"]["target"], abs=1e-3)
     # fine-tuning epochs train at the target
-    for record in metrics["history"][config["training"]["epochs"] - 1:]:
+    for record in metrics["history"][config["training"]["epochs"] - 1 :]:
         assert record["pruned_fraction_target"] == pytest.approx(config["pruning"]["target"])
 
 
@@ -467,16 +483,14 @@ def test_learned_embedding_run_keeps_positions_on_the_sphere(tmp_path):
 
 
 def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
-    config = resolve(SMOKE, "navigation", ["evaluation.zero_threshold=1.0e+9",
-                                           "pruning.tensors=[encoder]"])
+    config = resolve(SMOKE, "navigation", ["evaluation.zero_threshold=1.0e+9", "pruning.tensors=[encoder]"])
     run = new_run(config, 0, torch.device("cpu"))
     before = run.model.rnn.weight_hh_l0.detach().clone()
     result = run.evaluate()
     assert result["W_hh_sparsity"] == 1.0
     assert "1e+09" in result["eval_rule"]
     assert torch.equal(run.model.rnn.weight_hh_l0.detach(), before)
-    masks_only = new_run(resolve(SMOKE, "navigation", ["pruning.tensors=[encoder]"]), 0,
-                         torch.device("cpu")).evaluate()
+    masks_only = new_run(resolve(SMOKE, "navigation", ["pruning.tensors=[encoder]"]), 0, torch.device("cpu")).evaluate()
     assert masks_only["W_hh_sparsity"] == 0.0
     assert masks_only["eval_rule"].startswith("pruning masks only")
 
@@ -484,6 +498,7 @@ def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_resume_on_cuda(tmp_path, monkeypatch):
     """Checkpoints are loaded with map_location=cuda; the data-stream RNG state must still load."""
+
     def cuda_args(out):
         args = cli_args(out, "training.steps_per_epoch=6")
         args[args.index("--device") + 1] = "cuda"
@@ -504,17 +519,26 @@ def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_pa
     """training.precision: fp32 (the CPU default, TF32 off) and bf16 (bfloat16 autocast of
     the forward pass, float32 master weights) both run on the CPU; metrics.json says what
     ran; pruned weights of the bf16 model are exact zeros in float32."""
-    names = {"encoder": "encoder.weight", "W_ih": "rnn.weight_ih_l0",
-             "W_hh": "rnn.weight_hh_l0", "decoder": "decoder.weight"}
+    names = {
+        "encoder": "encoder.weight",
+        "W_ih": "rnn.weight_ih_l0",
+        "W_hh": "rnn.weight_hh_l0",
+        "decoder": "decoder.weight",
+    }
     results = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / precision
         assert main(cli_args(out, f"training.precision={precision}")) == 0
         metrics = read_metrics(out)
         assert metrics["precision"] == {
-            "setting": precision, "autocast_dtype": "bfloat16" if precision == "bf16" else None,
-            "master_weights": "float32", "device_type": "cpu", "tf32_matmul": False,
-            "tf32_cudnn": False, "float32_matmul_precision": "highest"}
+            "setting": precision,
+            "autocast_dtype": "bfloat16" if precision == "bf16" else None,
+            "master_weights": "float32",
+            "device_type": "cpu",
+            "tf32_matmul": False,
+            "tf32_cudnn": False,
+            "float32_matmul_precision": "highest",
+        }
         saved = torch.load(out / "model_sparse.pt", weights_only=True)
         for group, mask in saved["masks"].items():
             weight = saved["model"][names[group]]
@@ -522,7 +546,7 @@ def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_pa
             assert (weight[~mask] == 0).all() and (~mask).any()
         assert metrics["final"]["W_hh_sparsity"] == pytest.approx(0.9, abs=0.01)
         results[precision] = metrics["final"]["error_cm"]
-    assert results["fp32"] != results["bf16"]          # autocast really changed the arithmetic
+    assert results["fp32"] != results["bf16"]  # autocast really changed the arithmetic
 
 
 def test_tf32_precision_sets_the_cuda_switches(tmp_path):

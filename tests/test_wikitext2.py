@@ -127,8 +127,7 @@ def test_excerpt_counts_and_checksums_match_its_readme():
 
 def test_falls_back_to_second_mirror(tmp_path, serve):
     archive = _zip()
-    mirrors = [Mirror("zip", f"http://127.0.0.1:{_unused_port()}/x.zip"),
-               Mirror("zip", serve("ok.zip", archive))]
+    mirrors = [Mirror("zip", f"http://127.0.0.1:{_unused_port()}/x.zip"), Mirror("zip", serve("ok.zip", archive))]
     fetch(tmp_path / "wt2", _spec(archive, mirrors))
     assert (tmp_path / "wt2" / "wiki.test.tokens").is_file()
 
@@ -166,15 +165,20 @@ def test_missing_split(tmp_path, serve):
 def test_wrong_line_count(tmp_path, serve):
     archive = _zip()
     spec = _spec(archive, [Mirror("zip", serve("w.zip", archive))], valid=VALID_LINES + 1)
-    with pytest.raises(DataError, match=rf"wiki\.valid\.tokens has {VALID_LINES} lines, "
-                                        rf"expected {VALID_LINES + 1}"):
+    with pytest.raises(
+        DataError,
+        match=rf"wiki\.valid\.tokens has {VALID_LINES} lines, "
+        rf"expected {VALID_LINES + 1}",
+    ):
         fetch(tmp_path / "wt2", spec)
     _assert_nothing_left(tmp_path / "wt2")
 
 
 def test_no_network_names_mirrors_and_local_option(tmp_path):
-    urls = [f"http://127.0.0.1:{_unused_port()}/wikitext-2-v1.zip",
-            f"http://127.0.0.1:{_unused_port()}/{{split}}-00000-of-00001.parquet"]
+    urls = [
+        f"http://127.0.0.1:{_unused_port()}/wikitext-2-v1.zip",
+        f"http://127.0.0.1:{_unused_port()}/{{split}}-00000-of-00001.parquet",
+    ]
     spec = _spec(b"", [Mirror("zip", urls[0]), Mirror("parquet", urls[1])])
     with pytest.raises(DataError) as caught:
         fetch(tmp_path / "wt2", spec)
@@ -235,8 +239,18 @@ def test_cli_fetch_exit_codes(tmp_path, serve):
     ok = run_cli_subprocess(["data", "wikitext2", "--dest", str(dest), "--config", str(config)])
     assert ok.returncode == 0, ok.stderr
     assert (dest / "wiki.valid.tokens").is_file()
-    bad = run_cli_subprocess(["data", "wikitext2", "--dest", str(tmp_path / "other"), "--config",
-                              str(config), "--source", f"http://127.0.0.1:{_unused_port()}/w.zip"])
+    bad = run_cli_subprocess(
+        [
+            "data",
+            "wikitext2",
+            "--dest",
+            str(tmp_path / "other"),
+            "--config",
+            str(config),
+            "--source",
+            f"http://127.0.0.1:{_unused_port()}/w.zip",
+        ]
+    )
     assert bad.returncode == 1
     assert "could not obtain WikiText-2" in bad.stderr and "--source" in bad.stderr
     assert not (tmp_path / "other").exists()
@@ -250,9 +264,13 @@ def test_tokenisation_matches_paper_rules():
 
 
 def test_fixture_corpus_is_cached_and_labelled(tmp_path, monkeypatch):
-    data = {"corpus": "fixture", "dir": str(SHARED), "cache_dir": str(tmp_path / "cache"),
-            "fixture_train_fraction": 0.8,
-            "max_tokens": {"train": None, "valid": None, "test": None}}
+    data = {
+        "corpus": "fixture",
+        "dir": str(SHARED),
+        "cache_dir": str(tmp_path / "cache"),
+        "fixture_train_fraction": 0.8,
+        "max_tokens": {"train": None, "valid": None, "test": None},
+    }
     corpus = load_corpus(data)
     assert "fixture" in corpus.description and "not WikiText-2 train" in corpus.description
     total = sum(int(t.numel()) for s, t in corpus.splits.items() if s != "test")
@@ -275,8 +293,13 @@ def test_fixture_corpus_is_cached_and_labelled(tmp_path, monkeypatch):
 def test_fetched_copy_loads_as_the_wikitext2_corpus(tmp_path):
     archive = _zip()
     fetch(tmp_path / "wt2", _spec(archive), sources=[_write(tmp_path / "w.zip", archive)])
-    data = {"corpus": "wikitext2", "dir": str(tmp_path / "wt2"), "cache_dir": str(tmp_path / "c"),
-            "fixture_train_fraction": 0.8, "max_tokens": {"train": None, "valid": None, "test": None}}
+    data = {
+        "corpus": "wikitext2",
+        "dir": str(tmp_path / "wt2"),
+        "cache_dir": str(tmp_path / "c"),
+        "fixture_train_fraction": 0.8,
+        "max_tokens": {"train": None, "valid": None, "test": None},
+    }
     corpus = load_corpus(data)
     assert corpus.description.startswith("WikiText-2") and "fixture" not in corpus.description
     assert corpus.splits["train"].numel() == corpus.splits["valid"].numel() == VALID_TOKENS

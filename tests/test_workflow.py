@@ -18,8 +18,9 @@ from conftest import REPO, subprocess_env
 
 
 def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["snakemake", "--nolock", *args], cwd=cwd, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["snakemake", "--nolock", *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -91,9 +92,14 @@ def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
-@pytest.mark.parametrize(("config", "gpu_tasks"), [("config/config.yaml", set()),
-                                                    ("config/smoke.yaml", set()),
-                                                    ("config/paper.yaml", {"navigation", "language", "adding"})])
+@pytest.mark.parametrize(
+    ("config", "gpu_tasks"),
+    [
+        ("config/config.yaml", set()),
+        ("config/smoke.yaml", set()),
+        ("config/paper.yaml", {"navigation", "language", "adding"}),
+    ],
+)
 @pytest.mark.parametrize("profile", ["profiles/slurm", "profiles/workstation"])
 def test_a_job_asks_for_a_gpu_exactly_when_it_trains_on_one(config, gpu_tasks, profile):
     """Training jobs of a task with device auto/cuda ask for one GPU (gpu=1 -> sbatch
@@ -102,8 +108,10 @@ def test_a_job_asks_for_a_gpu_exactly_when_it_trains_on_one(config, gpu_tasks, p
     result = snakemake("-n", "--forceall", "--profile", profile, "--configfile", config)
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout + result.stderr)
-    grids = {**yaml.safe_load((REPO / "config/config.yaml").read_text())["tasks"],
-             **yaml.safe_load((REPO / config).read_text())["tasks"]}
+    grids = {
+        **yaml.safe_load((REPO / "config/config.yaml").read_text())["tasks"],
+        **yaml.safe_load((REPO / config).read_text())["tasks"],
+    }
     assert {t for t, g in grids.items() if g.get("enabled", True) and g["device"] != "cpu"} == gpu_tasks
     trains = [(rule, res) for rule, res in jobs if rule.startswith("train_")]
     assert len(trains) == sum(grid_size(config, t) for t in ("navigation", "language", "adding"))
@@ -115,11 +123,18 @@ def test_a_job_asks_for_a_gpu_exactly_when_it_trains_on_one(config, gpu_tasks, p
 def test_workflow_profile_holds_nothing_machine_specific():
     """Snakemake applies profiles/default to every run here, cluster runs included."""
     profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-    assert not set(profile) & {"cores", "jobs", "resources", "executor", "default-resources",
-                               "set-resources", "set-threads"}
+    assert not set(profile) & {
+        "cores",
+        "jobs",
+        "resources",
+        "executor",
+        "default-resources",
+        "set-resources",
+        "set-threads",
+    }
     slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert "slurm-status-command" not in slurm   # the plugin's default (sacct where it works)
-    assert "set-resources" not in slurm          # GPUs come from the tasks' device setting
+    assert "slurm-status-command" not in slurm  # the plugin's default (sacct where it works)
+    assert "set-resources" not in slurm  # GPUs come from the tasks' device setting
 
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+400"])
@@ -129,7 +144,8 @@ def test_pipeline_config_refuses_nonfinite_numbers(tmp_path, value):
     result = snakemake("-n", "--configfile", str(bad))
     assert result.returncode != 0
     assert "'tasks.navigation.sparse_inference.min_run_time': must be a finite number" in (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 def test_grid_names_are_distinct():
@@ -147,8 +163,7 @@ def test_dvc_params_name_the_grid_of_their_config():
 
 def test_language_and_adding_grids():
     """Off by default; on (with real WikiText-2 for language) in smoke and paper."""
-    assert grid_size("config/config.yaml", "language") == grid_size(
-        "config/config.yaml", "adding") == 0
+    assert grid_size("config/config.yaml", "language") == grid_size("config/config.yaml", "adding") == 0
     assert grid_size("config/smoke.yaml", "language") == grid_size("config/smoke.yaml", "adding") == 4
     assert grid_size("config/paper.yaml", "language") == 50
     assert grid_size("config/paper.yaml", "adding") == 20
@@ -158,14 +173,16 @@ def test_language_and_adding_grids():
         chain = [REPO / base]
         while "extends" in (data := yaml.safe_load(chain[-1].read_text())):
             chain.append(chain[-1].parent / data["extends"])
-        found = next(yaml.safe_load(p.read_text())["data"]["corpus"] for p in chain
-                     if "corpus" in (yaml.safe_load(p.read_text()).get("data") or {}))
+        found = next(
+            yaml.safe_load(p.read_text())["data"]["corpus"]
+            for p in chain
+            if "corpus" in (yaml.safe_load(p.read_text()).get("data") or {})
+        )
         assert found == corpus, base
 
 
 def test_enable_files_switch_the_default_tasks_on():
-    result = snakemake("-n", "--forceall", "--configfile", "config/enable/language.yaml",
-                       "config/enable/adding.yaml")
+    result = snakemake("-n", "--forceall", "--configfile", "config/enable/language.yaml", "config/enable/adding.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     trains = train_counts(result.stdout + result.stderr)
@@ -201,13 +218,19 @@ def test_lint_is_clean():
 
 
 BAD_CONFIGS = [  # through Snakemake: the whole path from --configfile to the message
-    ({"tasks": {"navigation": {"regularizers": ["torus_dgo"]}}},
-     ["tasks.navigation.regularizers", "torus_dgo", "allowed values", "klein_dog"]),
-    ({"tasks": {"navigation": {"targets": [0.9, 1.0], "seeds": [-1]}}},
-     ["tasks.navigation.targets.1", "tasks.navigation.seeds.0", "minimum"]),
+    (
+        {"tasks": {"navigation": {"regularizers": ["torus_dgo"]}}},
+        ["tasks.navigation.regularizers", "torus_dgo", "allowed values", "klein_dog"],
+    ),
+    (
+        {"tasks": {"navigation": {"targets": [0.9, 1.0], "seeds": [-1]}}},
+        ["tasks.navigation.targets.1", "tasks.navigation.seeds.0", "minimum"],
+    ),
     ({"bogus": 1}, ["<top level>", "bogus", "allowed keys"]),
-    ({"regularizers": {"torus_dog": {"label": "x", "set": {"regularizer.space": "tours"}}}},
-     ["regularizer 'torus_dog'", "regularizer.space", "tours"]),
+    (
+        {"regularizers": {"torus_dog": {"label": "x", "set": {"regularizer.space": "tours"}}}},
+        ["regularizer 'torus_dog'", "regularizer.space", "tours"],
+    ),
 ]
 
 
@@ -225,32 +248,46 @@ def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, expected):
 
 def _merged(override: dict) -> dict:
     """config/config.yaml with ``override`` merged in, as Snakemake merges --configfile."""
+
     def merge(base: dict, new: dict) -> dict:
-        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(
-            base.get(k), dict) else v for k, v in new.items()}}
+        return {
+            **base,
+            **{
+                k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in new.items()
+            },
+        }
+
     return merge(yaml.safe_load((REPO / "config/config.yaml").read_text()), override)
 
 
 SCHEMA_ERRORS = [  # the schema alone (fast): key path and validator of each error
     ({"tasks": {"speech": {}}}, [(["tasks"], "additionalProperties")]),
-    ({"tasks": {"language": {"sweep_levels": [0.5]}}},
-     [(["tasks", "language"], "additionalProperties")]),
-    ({"tasks": {"adding": {"enabled": "yes", "seeds": []}}},
-     [(["tasks", "adding", "enabled"], "type"), (["tasks", "adding", "seeds"], "minItems")]),
-    ({"tasks": {"navigation": {"regularizers": []}}},
-     [(["tasks", "navigation", "regularizers"], "minItems")]),
+    ({"tasks": {"language": {"sweep_levels": [0.5]}}}, [(["tasks", "language"], "additionalProperties")]),
+    (
+        {"tasks": {"adding": {"enabled": "yes", "seeds": []}}},
+        [(["tasks", "adding", "enabled"], "type"), (["tasks", "adding", "seeds"], "minItems")],
+    ),
+    ({"tasks": {"navigation": {"regularizers": []}}}, [(["tasks", "navigation", "regularizers"], "minItems")]),
     ({"tasks": {"navigation": {"seeds": []}}}, [(["tasks", "navigation", "seeds"], "minItems")]),
-    ({"tasks": {"navigation": {"targets": [-0.1]}}},
-     [(["tasks", "navigation", "targets", 0], "minimum")]),
-    ({"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5, "device": "tpu"}}},
-     [(["tasks", "navigation", "device"], "enum"),
-      (["tasks", "navigation", "lottery_ticket"], "type"),
-      (["tasks", "navigation", "threads"], "type")]),
+    ({"tasks": {"navigation": {"targets": [-0.1]}}}, [(["tasks", "navigation", "targets", 0], "minimum")]),
+    (
+        {"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5, "device": "tpu"}}},
+        [
+            (["tasks", "navigation", "device"], "enum"),
+            (["tasks", "navigation", "lottery_ticket"], "type"),
+            (["tasks", "navigation", "threads"], "type"),
+        ],
+    ),
     ({"regularizers": {"Bad-Name": {"label": "x", "set": {}}}}, [(["regularizers"], "pattern")]),
-    ({"tasks": {"navigation": {"sparse_inference": {"batches": [0], "min_run_time": 0, "speed": 1}}}},
-     [(["tasks", "navigation", "sparse_inference"], "additionalProperties"),
-      (["tasks", "navigation", "sparse_inference", "batches", 0], "minimum"),
-      (["tasks", "navigation", "sparse_inference", "min_run_time"], "exclusiveMinimum")]),
+    (
+        {"tasks": {"navigation": {"sparse_inference": {"batches": [0], "min_run_time": 0, "speed": 1}}}},
+        [
+            (["tasks", "navigation", "sparse_inference"], "additionalProperties"),
+            (["tasks", "navigation", "sparse_inference", "batches", 0], "minimum"),
+            (["tasks", "navigation", "sparse_inference", "min_run_time"], "exclusiveMinimum"),
+        ],
+    ),
 ]
 
 
@@ -262,8 +299,16 @@ def test_schema_rejects(override, expected):
     assert found == sorted(expected)
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml",
-                                    "config/enable/language.yaml", "config/enable/adding.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "config/config.yaml",
+        "config/paper.yaml",
+        "config/smoke.yaml",
+        "config/enable/language.yaml",
+        "config/enable/adding.yaml",
+    ],
+)
 def test_shipped_configs_are_valid(config):
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     merged = _merged(yaml.safe_load((REPO / config).read_text()))
@@ -291,15 +336,15 @@ def test_smoke_tables_have_every_grid_row(smoke):
     for name in ("error", "lottery"):
         table = pd.read_csv(smoke / f"tables/navigation_{name}.csv")
         assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
-            (r, t) for r in grid["regularizers"] for t in grid["targets"])
+            (r, t) for r in grid["regularizers"] for t in grid["targets"]
+        )
         assert (table["n_runs"] == len(grid["seeds"])).all()
         markdown = (smoke / f"tables/navigation_{name}.md").read_text()
         tex = (smoke / f"tables/navigation_{name}.tex").read_text()
         for regularizer in grid["regularizers"]:
             assert labels[regularizer]["label"] in markdown
         assert r"\begin{tabular}" in tex
-    error = pd.read_csv(smoke / "tables/navigation_error.csv").set_index(
-        ["regularizer", "target"])
+    error = pd.read_csv(smoke / "tables/navigation_error.csv").set_index(["regularizer", "target"])
     assert error.loc[("torus_dog", 0.9), "paper_error_cm_mean"] == 6.29
     assert error["error_cm_mean"].notna().all()
     assert (error["sparsity_mean"] >= 0.85).all()
@@ -318,10 +363,16 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
     grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
     rows = sorted(p.name for p in (smoke / "metrics").glob("navigation_*.json"))
     assert sorted(p.name for p in (smoke / "metrics").iterdir()) == ["claims.json", *rows]  # one row each
-    assert rows == sorted(f"navigation_{r}_t{round(100 * t)}.json"
-                          for r in grid["regularizers"] for t in grid["targets"])
+    assert rows == sorted(
+        f"navigation_{r}_t{round(100 * t)}.json" for r in grid["regularizers"] for t in grid["targets"]
+    )
     assert set(json.loads((smoke / "metrics" / rows[0]).read_text())) == {
-        "error_cm_mean", "error_cm_std", "paper_error_cm_mean", "W_hh_sparsity", "n_diverged"}
+        "error_cm_mean",
+        "error_cm_std",
+        "paper_error_cm_mean",
+        "W_hh_sparsity",
+        "n_diverged",
+    }
     sweep = pd.read_csv(smoke / "tidy/navigation_sweep.csv")
     assert sorted(sweep["level"].unique()) == [0.5, 0.9, 0.98]
     conn = pd.read_csv(smoke / "tidy/navigation_connectivity.csv")
@@ -343,7 +394,8 @@ def test_smoke_sparse_inference_of_every_run(smoke):
     assert set(tidy[tidy["regularizer"] == "none"]["format"]) == {"dense", "nn.RNN", "csr"}
     table = pd.read_csv(smoke / "tables/navigation_inference.csv")
     assert set(zip(table["regularizer"], table["target"], strict=True)) == {
-        (r, t) for r in grid["regularizers"] for t in grid["targets"]}
+        (r, t) for r in grid["regularizers"] for t in grid["targets"]
+    }
 
 
 @pytest.mark.slow
@@ -383,7 +435,7 @@ def test_a_deleted_run_file_is_rebuilt_and_the_tables_follow(smoke, tmp_path):
     assert counts["train"] == train_counts(result.stdout + result.stderr)["navigation"] == 1
     assert counts["aggregate_runs"] >= 1 and counts["table_navigation_error"] == 1 and counts["summary"] == 1
     rerun = snakemake("-n", "--configfile", "config/smoke.yaml", cwd=smoke.parents[1])
-    assert "Nothing to be done" in rerun.stdout + rerun.stderr   # restored: up to date again
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr  # restored: up to date again
 
 
 @pytest.mark.slow
@@ -405,11 +457,12 @@ def test_smoke_language_and_adding_tables(smoke):
         grid = config[task]
         table = pd.read_csv(smoke / f"tables/{name}.csv")
         assert sorted(zip(table["regularizer"], table["target"], strict=True)) == sorted(
-            (r, t) for r in grid["regularizers"] for t in grid["targets"])
+            (r, t) for r in grid["regularizers"] for t in grid["targets"]
+        )
         assert (table["n_runs"] == len(grid["seeds"])).all()
         assert r"\begin{tabular}" in (smoke / f"tables/{name}.tex").read_text()
     language = pd.read_csv(smoke / "tables/language_scores.csv")
-    assert (language["data"] == "FIXTURE").all()   # the smoke grid trains on the fixture
+    assert (language["data"] == "FIXTURE").all()  # the smoke grid trains on the fixture
     assert language["test_ppl_mean"].notna().all()
     for ext in ("md", "tex"):
         text = (smoke / f"tables/language_scores.{ext}").read_text()

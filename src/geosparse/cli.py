@@ -50,8 +50,9 @@ def _task_help(task: str) -> tuple[str, str]:
     description = " ".join(schema["description"].split())
     if configs:
         description += f" Shipped configs (from the repository root): config/{task}/{{{','.join(configs)}}}."
-    lines = ["config keys (--set SECTION.KEY=VALUE; meanings: README.md and "
-             f"src/geosparse/schemas/{task}.schema.yaml):"]
+    lines = [
+        f"config keys (--set SECTION.KEY=VALUE; meanings: README.md and src/geosparse/schemas/{task}.schema.yaml):"
+    ]
     for section, spec in schema["properties"].items():
         if "$ref" in spec:  # a shared section, e.g. {$ref: "regularizer.schema.yaml"}
             spec = load_schema(spec["$ref"].removesuffix(".schema.yaml"))
@@ -63,35 +64,57 @@ def _task_help(task: str) -> tuple[str, str]:
 
 def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
     description, epilog = _task_help(task)
-    train = tasks.add_parser(task, help=f"train one {task} run", description=description, epilog=epilog,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    train = tasks.add_parser(
+        task,
+        help=f"train one {task} run",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("--config", required=True, type=Path, help="YAML config file")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key (dotted path; value parsed as YAML); repeatable")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted path; value parsed as YAML); repeatable",
+    )
     train.add_argument("--seed", type=_nonnegative_int, default=0, help="run seed (default 0)")
     train.add_argument("--out", required=True, type=Path, help="run directory (resumed if it has a checkpoint)")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="geosparse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"geosparse {geosparse.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one run and write DIR/metrics.json",
-                                description="Train one run of a task; `geosparse train TASK --help` "
-                                            "lists that task's config keys.")
+    train = commands.add_parser(
+        "train",
+        help="train one run and write DIR/metrics.json",
+        description="Train one run of a task; `geosparse train TASK --help` lists that task's config keys.",
+    )
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS:
         _add_train_parser(tasks, task)
     data = commands.add_parser("data", help="fetch and verify a dataset (exit 1 if that fails)")
     data.add_argument("dataset", choices=["wikitext2"])
     data.add_argument("--dest", type=Path, default=Path("data/wikitext-2"), help="target folder")
-    data.add_argument("--source", action="append", default=[], metavar="URL_OR_PATH",
-                      help="try this instead of the configured mirrors (zip, folder, or parquet "
-                           "template with {split}); repeatable")
-    data.add_argument("--config", type=Path, default=Path("config/data/wikitext2.yaml"),
-                      help="mirrors, checksum and expected line counts")
+    data.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="URL_OR_PATH",
+        help="try this instead of the configured mirrors (zip, folder, or parquet template with {split}); repeatable",
+    )
+    data.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/data/wikitext2.yaml"),
+        help="mirrors, checksum and expected line counts",
+    )
     sweep = commands.add_parser("sweep", help="prune a finished run further, evaluate each level")
     sweep.add_argument("task", choices=["navigation"])  # sweep.py evaluates navigation runs only
     sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
@@ -101,11 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, type=Path, help="finished run directory")
     export.add_argument("--out", required=True, type=Path, help="output file (torch.save, weights_only-safe)")
     export.add_argument("--format", dest="layout", choices=EXPORT_LAYOUTS, default="csr", help="W_hh layout")
-    export.add_argument("--order", choices=ORDERS, default="none",
-                        help="renumber hidden units by moduli position (geometry) or keep them (none)")
+    export.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="none",
+        help="renumber hidden units by moduli position (geometry) or keep them (none)",
+    )
     export.add_argument("--blocksize", type=int, default=32, help="BSR block size (default 32)")
-    bench = commands.add_parser("benchmark-inference",
-                                help="time a finished navigation run's sparse inference formats (CPU)")
+    bench = commands.add_parser(
+        "benchmark-inference", help="time a finished navigation run's sparse inference formats (CPU)"
+    )
     bench.add_argument("--run", required=True, type=Path, help="finished run directory")
     bench.add_argument("--out", required=True, type=Path, help="output JSON file")
     bench.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 200], help="batch sizes")
@@ -128,8 +156,10 @@ def _train(args: argparse.Namespace) -> int:
     metrics = Trainer(new_run(config, args.seed, device), args.out).train()
     headline = HEADLINES[args.task]
     final = metrics["final"] or {}
-    print(f"status={metrics['status']} {headline}={final.get(headline)} "
-          f"W_hh_sparsity={final.get('W_hh_sparsity')} -> {args.out / 'metrics.json'}")
+    print(
+        f"status={metrics['status']} {headline}={final.get(headline)} "
+        f"W_hh_sparsity={final.get('W_hh_sparsity')} -> {args.out / 'metrics.json'}"
+    )
     return 0
 
 
@@ -160,9 +190,11 @@ def _export(args: argparse.Namespace) -> int:
 
     summary = export_run(args.run, args.out, args.layout, args.order, args.blocksize)
     blocks = summary["block_density"]["32"]
-    print(f"exported {args.run} -> {args.out}: layouts={summary['layouts']} "
-          f"W_hh_density={summary['W_hh_density']:.4f} bytes dense={summary['bytes_dense']} "
-          f"stored={summary['bytes_stored']} 32x32-block density={blocks}")
+    print(
+        f"exported {args.run} -> {args.out}: layouts={summary['layouts']} "
+        f"W_hh_density={summary['W_hh_density']:.4f} bytes dense={summary['bytes_dense']} "
+        f"stored={summary['bytes_stored']} 32x32-block density={blocks}"
+    )
     return 0
 
 
@@ -173,8 +205,14 @@ def _benchmark_inference(args: argparse.Namespace) -> int:
     from geosparse.runio import write_json
 
     torch.set_num_threads(args.threads)
-    result = benchmark_run(args.run, args.batch, args.steps, args.blocksize, args.min_run_time,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    result = benchmark_run(
+        args.run,
+        args.batch,
+        args.steps,
+        args.blocksize,
+        args.min_run_time,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     write_json(args.out, result)
     print(f"timed {len(result['rows'])} cases of {args.run} -> {args.out}")
     return 0
@@ -196,8 +234,13 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sweep": _sweep, "data": _data, "export": _export,
-                "benchmark-inference": _benchmark_inference}[args.command](args)
+        return {
+            "train": _train,
+            "sweep": _sweep,
+            "data": _data,
+            "export": _export,
+            "benchmark-inference": _benchmark_inference,
+        }[args.command](args)
     except InputError as error:  # config errors included; other errors are bugs: traceback
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2

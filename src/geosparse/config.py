@@ -111,8 +111,7 @@ def extends_chain(path: str | Path) -> list[Path]:
         if parent is None:
             return chain
         if not isinstance(parent, str):
-            raise ConfigError(f"config file {chain[-1]}: 'extends' must be one file name, "
-                              f"got {parent!r}")
+            raise ConfigError(f"config file {chain[-1]}: 'extends' must be one file name, got {parent!r}")
         nxt = chain[-1].parent / parent
         if any(nxt.resolve() == p.resolve() for p in chain):
             cycle = " -> ".join(str(p) for p in [*chain, nxt])
@@ -206,8 +205,10 @@ def nonfinite_keys(value: Any, prefix: str = "") -> list[str]:
 
 def nonfinite_errors(config: dict) -> list[str]:
     """One message per NaN / infinite number of ``config``, naming its key."""
-    return [f"config key {key!r}: must be a finite number (NaN and infinity are not allowed)"
-            for key in nonfinite_keys(config)]
+    return [
+        f"config key {key!r}: must be a finite number (NaN and infinity are not allowed)"
+        for key in nonfinite_keys(config)
+    ]
 
 
 def schema_errors(instance: dict, schema: dict) -> list[str]:

@@ -19,5 +19,4 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise InputError(f"{path} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path} is not valid JSON ({error}); delete it and rerun the step that "
-                         "writes it") from None
+        raise InputError(f"{path} is not valid JSON ({error}); delete it and rerun the step that writes it") from None

@@ -27,8 +27,10 @@ def run_assignments(base_config: dict, sets: dict[str, Any], target: float, lott
     learns it (adding: ``learn_embedding: true``), such a run also sets
     ``regularizer.learn_embedding=false`` (the regularizer refuses the combination)."""
     values = dict(sets)
-    regularizer = {**base_config["regularizer"],
-                   "space": values.get("regularizer.space", base_config["regularizer"]["space"])}
+    regularizer = {
+        **base_config["regularizer"],
+        "space": values.get("regularizer.space", base_config["regularizer"]["space"]),
+    }
     if not has_positions(regularizer) and base_config["regularizer"]["learn_embedding"]:
         values["regularizer.learn_embedding"] = False
     values["pruning.target"] = float(target)

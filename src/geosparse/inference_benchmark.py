@@ -133,8 +133,9 @@ def benchmark_run(
     rows = []
     with torch.inference_mode():
         for batch in batches:
-            stream = TrajectoryGenerator(run.task.place_cells, steps, batch, seed=derive_seed(run.seed, "inference"),
-                                         chunk=1)
+            stream = TrajectoryGenerator(
+                run.task.place_cells, steps, batch, seed=derive_seed(run.seed, "inference"), chunk=1
+            )
             data = stream.next_batch()
             velocity, init_code = data.velocity.contiguous(), data.init_code.contiguous()
             reference = run.model(velocity, init_code)
@@ -156,22 +157,32 @@ def benchmark_run(
                     time_ms = 1e3 * seconds
                     if fmt == "dense":
                         dense_ms[kind] = time_ms
-                    rows.append({
-                        "format": fmt, "kind": kind, "batch": batch, "steps": steps if kind == "sequence" else 1,
-                        "time_ms": time_ms, "calls": calls, "speedup_vs_dense": dense_ms[kind] / time_ms,
-                        "max_rel_error": error,
-                        "W_hh_bytes_memory": w_bytes["memory"], "W_hh_bytes_stored": w_bytes["stored"],
-                        "model_bytes_memory": m_bytes["memory"], "model_bytes_stored": m_bytes["stored"],
-                    })
+                    rows.append(
+                        {
+                            "format": fmt,
+                            "kind": kind,
+                            "batch": batch,
+                            "steps": steps if kind == "sequence" else 1,
+                            "time_ms": time_ms,
+                            "calls": calls,
+                            "speedup_vs_dense": dense_ms[kind] / time_ms,
+                            "max_rel_error": error,
+                            "W_hh_bytes_memory": w_bytes["memory"],
+                            "W_hh_bytes_stored": w_bytes["stored"],
+                            "model_bytes_memory": m_bytes["memory"],
+                            "model_bytes_stored": m_bytes["stored"],
+                        }
+                    )
                     if progress:
-                        progress(f"{fmt:8s} {kind:8s} B={batch:<4d} {time_ms:10.4f} ms  "
-                                 f"x{rows[-1]['speedup_vs_dense']:5.2f}  rel.err {error:.1e}")
+                        progress(
+                            f"{fmt:8s} {kind:8s} B={batch:<4d} {time_ms:10.4f} ms  "
+                            f"x{rows[-1]['speedup_vs_dense']:5.2f}  rel.err {error:.1e}"
+                        )
     return {
         "run": str(run_dir),
         "status": "completed",
         "seed": run.seed,
-        "settings": {"batches": list(batches), "steps": steps, "blocksize": blocksize,
-                     "min_run_time": min_run_time},
+        "settings": {"batches": list(batches), "steps": steps, "blocksize": blocksize, "min_run_time": min_run_time},
         "device": describe_device(torch.device("cpu")),
         "threads": torch.get_num_threads(),
         "versions": versions(),

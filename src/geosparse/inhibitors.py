@@ -53,6 +53,4 @@ def get_inhibitor(name: str) -> Inhibitor:
     try:
         return INHIBITORS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown inhibitor {name!r}; allowed values: {sorted(INHIBITORS)}"
-        ) from None
+        raise ValueError(f"unknown inhibitor {name!r}; allowed values: {sorted(INHIBITORS)}") from None

@@ -147,9 +147,7 @@ def get_space(name: str) -> ModuliSpace:
     try:
         return SPACES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown moduli space {name!r}; allowed values: {sorted(SPACES)}"
-        ) from None
+        raise ValueError(f"unknown moduli space {name!r}; allowed values: {sorted(SPACES)}") from None
 
 
 def sample_positions(space: str, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -160,4 +158,3 @@ def sample_positions(space: str, n: int, generator: torch.Generator) -> torch.Te
 def pairwise_distances(space: str, positions: torch.Tensor) -> torch.Tensor:
     """All-pairs distances ``(n, n)`` between ``positions`` ``(n, dim)`` on ``space``."""
     return get_space(space).distance(positions, positions)
-

@@ -68,10 +68,7 @@ class MagnitudePruner:
         groups = [list(self.params)] if self.scope == "global" else [[n] for n in self.params]
         for names in groups:
             scores = torch.cat(
-                [
-                    torch.where(self.masks[n], self.params[n].detach().abs(), -1.0).flatten()
-                    for n in names
-                ]
+                [torch.where(self.masks[n], self.params[n].detach().abs(), -1.0).flatten() for n in names]
             )
             already = int((scores < 0).sum())
             count = max(round(fraction * scores.numel()), already)
@@ -100,8 +97,7 @@ class MagnitudePruner:
             numel_total += numel
         return {
             "tensors": tensors,
-            "global": {"numel": numel_total, "zeros": zeros_total,
-                       "sparsity": zeros_total / numel_total},
+            "global": {"numel": numel_total, "zeros": zeros_total, "sparsity": zeros_total / numel_total},
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -130,9 +130,7 @@ class ModuliRegularizer(nn.Module):
     @property
     def is_zero(self) -> bool:
         """True when the penalty is identically zero (``none``, or strength 0)."""
-        return self.strength == 0 or (
-            not self.learn_embedding and not bool(self._coefficients.any())
-        )
+        return self.strength == 0 or (not self.learn_embedding and not bool(self._coefficients.any()))
 
     def reg(self, weight: torch.Tensor) -> torch.Tensor:
         """``strength * mean(R * |weight| ** p)`` for ``weight`` of shape ``(n, n)``."""
@@ -171,8 +169,10 @@ def from_config(config: dict, n: int, seed: int) -> ModuliRegularizer:
     """
     scale = config["scale"]
     if config["learn_embedding"] and not has_positions(config["space"]):
-        raise ConfigError(f"config key 'regularizer.learn_embedding': true needs a space with neuron "
-                          f"positions, not {config['space']!r}")
+        raise ConfigError(
+            f"config key 'regularizer.learn_embedding': true needs a space with neuron "
+            f"positions, not {config['space']!r}"
+        )
     if isinstance(scale, str):
         if config["space"] != "standard":
             raise ConfigError(f"regularizer.scale={scale!r} needs space 'standard', not {config['space']!r}")

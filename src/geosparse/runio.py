@@ -87,6 +87,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
             "restarts from its first epoch)."
         ) from None
 
+
 def finite_or_none(value: float) -> float | None:
     """JSON has no NaN/inf: a non-finite number becomes None (null)."""
     return value if math.isfinite(value) else None
@@ -143,9 +144,11 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "mkl": torch.backends.mkl.is_available(),
         "mkldnn": torch.backends.mkldnn.is_available(),
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR",
-                                           "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
-                if k in os.environ},
+        "env": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
+            if k in os.environ
+        },
     }
 
 

@@ -120,8 +120,7 @@ class Run:
     def evaluate(self) -> dict:
         """The task's final metrics and the measured sparsity of the pruned tensors."""
         report = self.pruner.report()
-        return {**self.task.evaluate(self.model), "sparsity": report["global"]["sparsity"],
-                "sparsity_report": report}
+        return {**self.task.evaluate(self.model), "sparsity": report["global"]["sparsity"], "sparsity_report": report}
 
     def final_state(self, phase: str) -> dict:
         """What ``model_<phase>.pt`` holds: everything that rebuilds the finished run alone."""
@@ -162,8 +161,9 @@ class FinishedRun:
     metrics: dict
 
 
-def load_finished(run_dir: str | Path, phase: str = "sparse", device: torch.device | str = "cpu",
-                  task: str | None = None) -> FinishedRun:
+def load_finished(
+    run_dir: str | Path, phase: str = "sparse", device: torch.device | str = "cpu", task: str | None = None
+) -> FinishedRun:
     """The finished run in ``run_dir``, or ValueError saying why not: no metrics.json, a
     status other than ``completed`` (diverged runs have no final model), no model file,
     a model file of another format version, or a run of another ``task`` than asked for."""
@@ -185,12 +185,16 @@ def load_finished(run_dir: str | Path, phase: str = "sparse", device: torch.devi
         # the earlier format ({model, masks}): config and seed from metrics.json, which fix
         # the neuron positions unless they were learned (those were not saved)
         if config.get("regularizer", {}).get("learn_embedding"):
-            raise InputError(f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
-                             "learned neuron positions: retrain the run (delete its folder)")
+            raise InputError(
+                f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
+                "learned neuron positions: retrain the run (delete its folder)"
+            )
         saved = {**saved, "config": config, "seed": metrics["seed"], "task_state": None}
     elif saved.get("version") != FINAL_MODEL_VERSION:
-        raise InputError(f"{model_path} has format version {saved.get('version')!r}, this geosparse "
-                         f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)")
+        raise InputError(
+            f"{model_path} has format version {saved.get('version')!r}, this geosparse "
+            f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)"
+        )
     run = new_run(saved["config"], saved["seed"], device)
     run.model.load_state_dict(saved["model"])
     run.pruner.load_state_dict(saved["masks"])

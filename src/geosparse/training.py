@@ -117,7 +117,7 @@ class Trainer:
             self.log.info("removed stale temporary file %s", stale)
         state, optimizer_state = self._resume_state()
         optimizer = None
-        for phase in self.phases[self.phases.index(state["phase"]):]:
+        for phase in self.phases[self.phases.index(state["phase"]) :]:
             if phase != state["phase"]:  # entering a new phase (not resuming inside it)
                 state.update(phase=phase, epoch=0, best_plateau=None)
                 if phase == "lottery":
@@ -144,8 +144,9 @@ class Trainer:
         metrics = self._metrics(state)
         write_json(self.out / "metrics.json", metrics)
         self._checkpoint(state, optimizer)
-        self.log.info("done: status=%s wall=%.1fs -> %s", state["status"], state["wall_time_s"],
-                      self.out / "metrics.json")
+        self.log.info(
+            "done: status=%s wall=%.1fs -> %s", state["status"], state["wall_time_s"], self.out / "metrics.json"
+        )
         return metrics
 
     def _start_phase(self, phase: str) -> None:
@@ -159,8 +160,7 @@ class Trainer:
         if phase == "sparse":
             self.run.pruner.prune_to(self._fraction(epoch))
         sums: dict[str, torch.Tensor] = {}
-        bar = tqdm(range(self.steps), desc=f"{phase} epoch {epoch + 1}/{self.total_epochs}",
-                   leave=False, disable=None)
+        bar = tqdm(range(self.steps), desc=f"{phase} epoch {epoch + 1}/{self.total_epochs}", leave=False, disable=None)
         self.run.model.train()
         for _ in bar:
             stats = optimization_step(self.run, optimizer, self.grad_clip, self.precision)
@@ -168,8 +168,12 @@ class Trainer:
                 value = value.detach()
                 sums[key] = sums[key] + value if key in sums else value
         means = {key: float(value) / self.steps for key, value in sums.items()}
-        record = {"phase": phase, "epoch": epoch, "pruned_fraction_target": self._fraction(epoch)
-                  if phase == "sparse" else None, **{k: finite_or_none(v) for k, v in means.items()}}
+        record = {
+            "phase": phase,
+            "epoch": epoch,
+            "pruned_fraction_target": self._fraction(epoch) if phase == "sparse" else None,
+            **{k: finite_or_none(v) for k, v in means.items()},
+        }
         report = self.run.pruner.report()
         record["sparsity"] = report["global"]["sparsity"]
         record.update({f"sparsity_{k}": v["sparsity"] for k, v in report["tensors"].items()})
@@ -200,21 +204,32 @@ class Trainer:
         record["lr"] = optimizer.param_groups[0]["lr"]
 
     def _checkpoint(self, state: dict, optimizer: torch.optim.Optimizer | None) -> None:
-        save_checkpoint(self.checkpoint_path, {
-            **state,
-            "config": self.config,
-            "seed": self.seed,
-            "model": self.run.model.state_dict(),
-            "masks": self.run.pruner.state_dict(),
-            "task": self.task.state_dict(),
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "torch_rng": _rng_state(self.device),
-        })
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                **state,
+                "config": self.config,
+                "seed": self.seed,
+                "model": self.run.model.state_dict(),
+                "masks": self.run.pruner.state_dict(),
+                "task": self.task.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "torch_rng": _rng_state(self.device),
+            },
+        )
 
     def _resume_state(self) -> tuple[dict, dict | None]:
         """The run state and optimizer state to continue from (fresh if no checkpoint)."""
-        state = {"phase": self.phases[0], "epoch": 0, "status": "running", "diverged": None,
-                 "history": [], "results": {}, "wall_time_s": 0.0, "best_plateau": None}
+        state = {
+            "phase": self.phases[0],
+            "epoch": 0,
+            "status": "running",
+            "diverged": None,
+            "history": [],
+            "results": {},
+            "wall_time_s": 0.0,
+            "best_plateau": None,
+        }
         if not self.checkpoint_path.exists():
             self._start_phase(self.phases[0])
             return state, None
@@ -294,6 +309,5 @@ def divergence(loss: float, task_loss: float, chance_loss: float) -> str | None:
 
 def _short(record: dict) -> str:
     return " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in record.items() if not isinstance(v, dict)
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if not isinstance(v, dict)
     )

@@ -7,7 +7,6 @@ the task's validation scores: val_loss, val_ppl, val_accuracy for language; val_
 adding; ...). A diverged run keeps the epochs it finished.
 """
 
-
 import pandas as pd
 from tables_io import read_run_files, snakemake_job
 
@@ -23,6 +22,4 @@ def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
 
 smk = snakemake_job(globals())
 if smk is not None:
-    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
-        smk.output[0], index=False
-    )
+    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(smk.output[0], index=False)

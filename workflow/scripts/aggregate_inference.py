@@ -10,22 +10,39 @@ model_bytes_memory / _stored. A run that did not complete has one row with its s
 and empty values.
 """
 
-
 import pandas as pd
 from tables_io import read_run_files, snakemake_job
 
 from geosparse.sparse.formats import BLOCKSIZES, ORDERS
 
-ROW_KEYS = ("format", "kind", "batch", "steps", "time_ms", "calls", "speedup_vs_dense", "max_rel_error",
-            "W_hh_bytes_memory", "W_hh_bytes_stored", "model_bytes_memory", "model_bytes_stored")
+ROW_KEYS = (
+    "format",
+    "kind",
+    "batch",
+    "steps",
+    "time_ms",
+    "calls",
+    "speedup_vs_dense",
+    "max_rel_error",
+    "W_hh_bytes_memory",
+    "W_hh_bytes_stored",
+    "model_bytes_memory",
+    "model_bytes_stored",
+)
 
 
 def run_base(result: dict, record: dict, task: str) -> dict:
     """The per-run columns of one inference.json."""
     info = result.get("info") or {}
     blocks = info.get("block_density", {})
-    base = {"task": task, **record, "status": result["status"], "n_hidden": info.get("n_hidden"),
-            "W_hh_sparsity": info.get("W_hh_sparsity"), "threads": result.get("threads")}
+    base = {
+        "task": task,
+        **record,
+        "status": result["status"],
+        "n_hidden": info.get("n_hidden"),
+        "W_hh_sparsity": info.get("W_hh_sparsity"),
+        "threads": result.get("threads"),
+    }
     for b in BLOCKSIZES:
         for order in ORDERS:
             base[f"block_density_{b}_{order}"] = blocks.get(str(b), {}).get(order)

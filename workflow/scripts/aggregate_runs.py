@@ -9,16 +9,22 @@ corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (nav
 only), wall_time_s, device.
 """
 
-
 import pandas as pd
 from tables_io import MISSING, read_run_files, snakemake_job
 
 RESULT_KEYS = {
     "navigation": ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3"),
-    "language": ("test_loss", "test_ppl", "test_accuracy", "val_loss", "val_ppl",
-                 "val_loss_increases", "W_hh_sparsity", "sparsity"),
-    "adding": ("test_mse", "baseline_mse", "baseline_mse_measured", "val_mse", "W_hh_sparsity",
-               "sparsity"),
+    "language": (
+        "test_loss",
+        "test_ppl",
+        "test_accuracy",
+        "val_loss",
+        "val_ppl",
+        "val_loss_increases",
+        "W_hh_sparsity",
+        "sparsity",
+    ),
+    "adding": ("test_mse", "baseline_mse", "baseline_mse_measured", "val_mse", "W_hh_sparsity", "sparsity"),
 }
 PHASES = {"sparse": "final", "lottery": "lottery_ticket"}
 
@@ -35,10 +41,7 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
     """Rows of one run: its sparse phase and, if enabled, its lottery-ticket phase."""
     config = metrics["config"]
     phases = ["sparse"] + (["lottery"] if config["lottery_ticket"]["enabled"] else [])
-    corpus = (
-        {"corpus": config["data"]["corpus"], "data": metrics.get("data")}
-        if task == "language" else {}
-    )
+    corpus = {"corpus": config["data"]["corpus"], "data": metrics.get("data")} if task == "language" else {}
     rows = []
     for phase in phases:
         result = metrics[PHASES[phase]] or {}
@@ -60,14 +63,27 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
     return rows
 
 
-def with_missing_cells(runs: pd.DataFrame, regularizers: list[str], targets: list[float],
-                       labels: dict[str, str], task: str) -> pd.DataFrame:
+def with_missing_cells(
+    runs: pd.DataFrame, regularizers: list[str], targets: list[float], labels: dict[str, str], task: str
+) -> pd.DataFrame:
     """``runs`` plus one placeholder row (status ``MISSING``, no seed) for every
     (regularizer, target) of the grid that has no run, so the tables show it as not run."""
     have = set(zip(runs["regularizer"], runs["target"], strict=True)) if len(runs) else set()
-    missing = [{"task": task, "run_id": f"{r}-t{t}", "regularizer": r, "label": labels[r], "target": t,
-                "seed": None, "phase": "sparse", "status": MISSING}
-               for r in regularizers for t in targets if (r, t) not in have]
+    missing = [
+        {
+            "task": task,
+            "run_id": f"{r}-t{t}",
+            "regularizer": r,
+            "label": labels[r],
+            "target": t,
+            "seed": None,
+            "phase": "sparse",
+            "status": MISSING,
+        }
+        for r in regularizers
+        for t in targets
+        if (r, t) not in have
+    ]
     return pd.concat([runs, pd.DataFrame(missing)], ignore_index=True) if missing else runs
 
 
@@ -81,6 +97,4 @@ def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
 
 smk = snakemake_job(globals())
 if smk is not None:
-    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
-        smk.output[0], index=False
-    )
+    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(smk.output[0], index=False)

@@ -5,7 +5,6 @@ evaluated_as_is, error_cm, loss, sparsity, W_hh_sparsity. A run that did not com
 has one row with its status and empty values.
 """
 
-
 import pandas as pd
 from tables_io import read_run_files, snakemake_job
 
@@ -29,6 +28,4 @@ def aggregate(paths: list[str], records: list[dict], task: str) -> pd.DataFrame:
 
 smk = snakemake_job(globals())
 if smk is not None:
-    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(
-        smk.output[0], index=False
-    )
+    aggregate(list(smk.input), smk.params.runs, smk.wildcards.task).to_csv(smk.output[0], index=False)

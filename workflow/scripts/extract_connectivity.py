@@ -56,7 +56,7 @@ def extract(paths: list[str], records: list[dict]) -> pd.DataFrame:
         metrics = read_json(path)
         if metrics["status"] != "completed":
             continue
-        run = load_finished(Path(path).parent, task="navigation").run   # learned positions too
+        run = load_finished(Path(path).parent, task="navigation").run  # learned positions too
         frame = connectivity(run)
         for key, value in {**record, "space": metrics["config"]["regularizer"]["space"]}.items():
             frame.insert(0, key, value)

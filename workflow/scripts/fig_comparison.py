@@ -27,13 +27,9 @@ def plot(runs: pd.DataFrame, error: pd.DataFrame, path: str) -> None:
         height=0.35 * len(order) + 1.5,
         aspect=1.3,
     )
-    for (target_label, ax), target in zip(
-        grid.axes_dict.items(), sorted(data["target"].unique()), strict=True
-    ):
+    for (target_label, ax), target in zip(grid.axes_dict.items(), sorted(data["target"].unique()), strict=True):
         paper = error[(error["target"] - target).abs() < 1e-9].set_index("label")
-        ys = [
-            i for i, label in enumerate(order) if pd.notna(paper["paper_error_cm_mean"].get(label))
-        ]
+        ys = [i for i, label in enumerate(order) if pd.notna(paper["paper_error_cm_mean"].get(label))]
         xs = [paper["paper_error_cm_mean"][order[i]] for i in ys]
         ax.scatter(xs, ys, marker="D", color="black", zorder=3, label="paper (Ng = 4096)")
         ax.set_title(target_label)

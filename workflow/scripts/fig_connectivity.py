@@ -21,9 +21,7 @@ def plot(conn: pd.DataFrame, path: str) -> None:
         return
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.2))
     for ax, (column, title) in zip(axes, PANELS, strict=True):
-        sns.lineplot(
-            data=conn, x="distance", y=column, hue="label", marker=".", ax=ax, legend=ax is axes[-1]
-        )
+        sns.lineplot(data=conn, x="distance", y=column, hue="label", marker=".", ax=ax, legend=ax is axes[-1])
         ax.set(xlabel="moduli distance between neurons", ylabel="", title=title)
     axes[-1].legend(title="regularizer", bbox_to_anchor=(1.02, 1), loc="upper left")
     first = conn.iloc[0]

@@ -15,9 +15,14 @@ def plot(sweep: pd.DataFrame, path: str) -> None:
         empty(path, "no completed runs to sweep")
         return
     data["Training target"] = data["target"].map(lambda t: f"trained to {100 * t:g} %")
-    grid = target_panels(data, "level", "error_cm", "Training target",
-                         "pruned fraction (levels below the target: model as trained)",
-                         "decoding error (cm)")
+    grid = target_panels(
+        data,
+        "level",
+        "error_cm",
+        "Training target",
+        "pruned fraction (levels below the target: model as trained)",
+        "decoding error (cm)",
+    )
     save(grid.figure, path)
 
 

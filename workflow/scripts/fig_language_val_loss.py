@@ -25,8 +25,14 @@ def plot(history: pd.DataFrame, runs: pd.DataFrame, path: str) -> None:
         return
     data["epoch"] = data["epoch"] + 1
     data["Training target"] = data["target"].map(lambda t: f"pruned to {100 * t:g} %")
-    grid = target_panels(data, "epoch", "val_loss", "Training target",
-                         "epoch (pruned fraction ramps up linearly)", "validation loss (nats/token)")
+    grid = target_panels(
+        data,
+        "epoch",
+        "val_loss",
+        "Training target",
+        "epoch (pruned fraction ramps up linearly)",
+        "validation loss (nats/token)",
+    )
     for ax in grid.axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     grid.figure.suptitle(title(runs), y=1.04)

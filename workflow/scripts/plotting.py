@@ -30,8 +30,19 @@ def empty(path: str, message: str) -> None:
 def target_panels(data: pd.DataFrame, x: str, y: str, panel: str, xlabel: str, ylabel: str) -> sns.FacetGrid:
     """Lines of ``y`` against ``x`` per regularizer (``label``; mean and sd over seeds),
     one panel per value of the column ``panel`` (e.g. the training target)."""
-    grid = sns.relplot(data=data, x=x, y=y, hue="label", col=panel, kind="line", marker="o",
-                       errorbar="sd", height=3.2, aspect=1.2, facet_kws={"sharey": True})
+    grid = sns.relplot(
+        data=data,
+        x=x,
+        y=y,
+        hue="label",
+        col=panel,
+        kind="line",
+        marker="o",
+        errorbar="sd",
+        height=3.2,
+        aspect=1.2,
+        facet_kws={"sharey": True},
+    )
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels(xlabel, ylabel)
     grid.legend.set_title("regularizer")

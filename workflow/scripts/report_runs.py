@@ -48,22 +48,31 @@ def pipeline_config(grid_file: Path) -> dict:
 def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
     """The grid record (run_id, regularizer, label, target, seed) of one run file."""
     if name not in config["regularizers"]:
-        raise ValueError(f"{path}: {name!r} is not a named regularizer; allowed values: "
-                         f"{sorted(config['regularizers'])}")
+        raise ValueError(
+            f"{path}: {name!r} is not a named regularizer; allowed values: {sorted(config['regularizers'])}"
+        )
     expected = {k.split(".", 1)[1]: v for k, v in config["regularizers"][name]["set"].items()}
     actual = metrics["config"]["regularizer"]
     if expected.get("space") == "none":
         expected = {k: v for k, v in expected.items() if k not in IRRELEVANT_WITHOUT_PENALTY}
     wrong = [k for k in expected if actual.get(k) != expected[k]]
     if wrong:
-        raise ValueError(f"{path}: run config does not match {name!r} in {wrong} "
-                         f"(run: {[actual.get(k) for k in wrong]}, {name}: {[expected[k] for k in wrong]})")
+        raise ValueError(
+            f"{path}: run config does not match {name!r} in {wrong} "
+            f"(run: {[actual.get(k) for k in wrong]}, {name}: {[expected[k] for k in wrong]})"
+        )
     target, seed = metrics["config"]["pruning"]["target"], metrics["seed"]
     if target not in config["tasks"]["navigation"]["targets"]:
-        raise ValueError(f"{path}: target {target} is not in the grid's targets "
-                         f"{config['tasks']['navigation']['targets']}")
-    return {"run_id": f"{name}-t{target}-s{seed}", "regularizer": name,
-            "label": config["regularizers"][name]["label"], "target": target, "seed": seed}
+        raise ValueError(
+            f"{path}: target {target} is not in the grid's targets {config['tasks']['navigation']['targets']}"
+        )
+    return {
+        "run_id": f"{name}-t{target}-s{seed}",
+        "regularizer": name,
+        "label": config["regularizers"][name]["label"],
+        "target": target,
+        "seed": seed,
+    }
 
 
 def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -78,8 +87,7 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
     runs = aggregate_runs.aggregate(paths, records, "navigation")
     grid = config["tasks"]["navigation"]
     labels = {name: spec["label"] for name, spec in config["regularizers"].items()}
-    everything = aggregate_runs.with_missing_cells(runs, grid["regularizers"], grid["targets"], labels,
-                                                   "navigation")
+    everything = aggregate_runs.with_missing_cells(runs, grid["regularizers"], grid["targets"], labels, "navigation")
     paper = config["paper_results"]["navigation"]
     tidy, display = table_navigation_error.build(everything, paper)
     lottery, _ = table_navigation_lottery.build(runs, paper)
@@ -89,8 +97,9 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path,
-                        help="grid config merged over config/config.yaml (e.g. config/paper.yaml)")
+    parser.add_argument(
+        "--config", type=Path, help="grid config merged over config/config.yaml (e.g. config/paper.yaml)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the table and summary")
     parser.add_argument("runs", nargs="+", metavar="NAME=METRICS_JSON")
     args = parser.parse_args(argv)

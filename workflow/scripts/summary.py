@@ -27,9 +27,7 @@ from tables_io import snakemake_job
 
 def _means(table: pd.DataFrame, column: str, target: float) -> dict[str, float]:
     rows = table[(table["target"] - target).abs() < 1e-9]
-    return {
-        r: v for r, v in zip(rows["regularizer"], rows[column], strict=True) if not math.isnan(v)
-    }
+    return {r: v for r, v in zip(rows["regularizer"], rows[column], strict=True) if not math.isnan(v)}
 
 
 DIRECTION = "direction"
@@ -47,8 +45,9 @@ def _verdict(ok: bool | str | None) -> str:
 
 def _below_in_every_seed(runs: pd.DataFrame, low: list[str], high: list[str], target: float) -> bool:
     """Paired test: for each of >= 2 seeds, every ``low`` error < every ``high`` error."""
-    done = runs[(runs["phase"] == "sparse") & (runs["status"] == "completed")
-                & ((runs["target"] - target).abs() < 1e-9)]
+    done = runs[
+        (runs["phase"] == "sparse") & (runs["status"] == "completed") & ((runs["target"] - target).abs() < 1e-9)
+    ]
     errors = done.pivot_table(index="seed", columns="regularizer", values="error_cm")
     names = [*low, *high]
     if any(r not in errors for r in names):
@@ -65,8 +64,9 @@ def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tup
     geo = {r: means[r] for r in claims["geometric"] if r in means}
     ctl = {r: means[r] for r in claims["controls"] if r in means}
     if not geo or not ctl:
-        return None, (f"needs target 0.9 with one of {claims['geometric']} and one of "
-                      f"{claims['controls']} in the grid.")
+        return None, (
+            f"needs target 0.9 with one of {claims['geometric']} and one of {claims['controls']} in the grid."
+        )
     well_below = claims["well_below"]
     ok: bool | str = max(geo.values()) <= well_below * min(ctl.values())
     if not ok and _below_in_every_seed(runs, list(geo), list(ctl), 0.9):
@@ -102,8 +102,7 @@ def claim_lottery(lottery: pd.DataFrame, claims: dict) -> tuple[bool | None, str
     permuted = claims["permuted"]
     if not geo or permuted not in means:
         return None, (
-            f"needs lottery_ticket: true, target 0.9, {permuted} and one of "
-            f"{claims['geometric']} in the grid."
+            f"needs lottery_ticket: true, target 0.9, {permuted} and one of {claims['geometric']} in the grid."
         )
     ok = max(geo.values()) <= claims["well_below"] * means[permuted]
     pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted]}
@@ -140,8 +139,7 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles:
         "claim1_geometry_at_90": "(1) At 90 % sparsity only suitable geometry (torus, Klein "
         "bottle DoG) keeps the error low, well below no regularizer and L1",
         "claim2_all_fail_at_98": "(2) At 98 % sparsity every regularizer fails",
-        "claim3_lottery_tickets": "(3) Geometric masks are lottery tickets, permuted ones "
-        "much less so",
+        "claim3_lottery_tickets": "(3) Geometric masks are lottery tickets, permuted ones much less so",
     }
     lines = [
         "# Navigation replication summary",
@@ -173,24 +171,29 @@ def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) ->
         corpora = sorted(set(language["data"]))
         lines += ["", f"## Language modelling ({', '.join(corpora)})", ""]
         if any("FIXTURE" in c for c in corpora):
-            lines += ["FIXTURE corpus (built from the WikiText-2 valid and test files): "
-                      "not WikiText-2 results.", ""]
+            lines += ["FIXTURE corpus (built from the WikiText-2 valid and test files): not WikiText-2 results.", ""]
         lines += ["Measured numbers, no verdict; tables/language_scores.md.", ""]
         for row in language.itertuples(index=False):
             lines.append(
                 f"- {row.regularizer} at {100 * row.target:g} %: test loss "
                 f"{_fmt_num(row.test_loss_mean, 3)} nats/token, perplexity {_fmt_num(row.test_ppl_mean, 1)}, "
                 f"accuracy {_fmt_num(row.test_accuracy_mean, 3)}, diverged "
-                f"{int(row.n_diverged)}/{int(row.n_runs)}")
+                f"{int(row.n_diverged)}/{int(row.n_runs)}"
+            )
     if adding is not None:
-        lines += ["", "## Adding problem", "",
-                  "Measured numbers, no verdict; baseline (always 1) MSE 0.167; "
-                  "tables/adding_mse.md.", ""]
+        lines += [
+            "",
+            "## Adding problem",
+            "",
+            "Measured numbers, no verdict; baseline (always 1) MSE 0.167; tables/adding_mse.md.",
+            "",
+        ]
         for row in adding.itertuples(index=False):
             lines.append(
                 f"- {row.regularizer} at {100 * row.target:g} %: test MSE "
                 f"{_fmt_num(row.test_mse_mean, 3)}, below baseline {int(row.n_below_baseline)}/"
-                f"{int(row.n_runs)}, diverged {int(row.n_diverged)}/{int(row.n_runs)}")
+                f"{int(row.n_runs)}, diverged {int(row.n_diverged)}/{int(row.n_runs)}"
+            )
     return lines
 
 
@@ -201,11 +204,16 @@ def inference_section(inference: pd.DataFrame) -> list[str]:
     if done.empty:
         return []
     small, large = int(done["batch"].min()), int(done["batch"].max())
-    lines = ["", "## Sparse inference (CPU, trained models)", "",
-             f"Speed-up of the exported CSR model over the dense one (one step at batch {small}; "
-             f"a whole sequence at batch {large}), the 32 x 32 block density of W_hh in training -> "
-             "geometry order, and the largest relative logit deviation; "
-             "tables/navigation_inference.md.", ""]
+    lines = [
+        "",
+        "## Sparse inference (CPU, trained models)",
+        "",
+        f"Speed-up of the exported CSR model over the dense one (one step at batch {small}; "
+        f"a whole sequence at batch {large}), the 32 x 32 block density of W_hh in training -> "
+        "geometry order, and the largest relative logit deviation; "
+        "tables/navigation_inference.md.",
+        "",
+    ]
     for (regularizer, target), rows in done.groupby(["regularizer", "target"], sort=False):
         csr = rows[rows["format"] == "csr"].set_index(["kind", "batch"])["speedup_mean"]
         first = rows.iloc[0]
@@ -216,7 +224,8 @@ def inference_section(inference: pd.DataFrame) -> list[str]:
             f"{csr.get(('sequence', large), float('nan')):.2f}x per sequence; blocks "
             f"{first['block_density_32_none_mean']:.3f} -> "
             f"{'-' if math.isnan(geometry) else f'{geometry:.3f}'}; "
-            f"max rel. error {rows['max_rel_error'].max():.1e}")
+            f"max rel. error {rows['max_rel_error'].max():.1e}"
+        )
     return lines
 
 
@@ -231,7 +240,9 @@ def _num(value: float) -> float | None:
 smk = snakemake_job(globals())
 if smk is not None:
     text, metrics = build(
-        pd.read_csv(smk.input.error), pd.read_csv(smk.input.lottery), pd.read_csv(smk.input.runs),
+        pd.read_csv(smk.input.error),
+        pd.read_csv(smk.input.lottery),
+        pd.read_csv(smk.input.runs),
         smk.params.claims,
     )
     extra = task_sections(

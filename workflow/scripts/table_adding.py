@@ -21,7 +21,8 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables of the sparse models."""
     rows = runs[runs["phase"] == "sparse"]
     done = rows[rows["status"] == "completed"].assign(
-        below_baseline=lambda d: (d["test_mse"] < d["baseline_mse"]).astype(int))
+        below_baseline=lambda d: (d["test_mse"] < d["baseline_mse"]).astype(int)
+    )
     keys = ["regularizer", "label", "target"]
     counts = rows.groupby(keys, sort=False).agg(**RUN_COUNTS)
     stats = done.groupby(keys, sort=False).agg(
@@ -34,17 +35,28 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     tidy = counts.join(stats).reset_index().sort_values("target", kind="stable")
     tidy["n_below_baseline"] = tidy["n_below_baseline"].fillna(0).astype(int)
-    tidy = tidy[["regularizer", "label", "target", "n_runs", "n_diverged", "test_mse_mean",
-                 "test_mse_std", "baseline_mse", "n_below_baseline", "W_hh_sparsity_mean",
-                 "sparsity_mean"]]
+    tidy = tidy[
+        [
+            "regularizer",
+            "label",
+            "target",
+            "n_runs",
+            "n_diverged",
+            "test_mse_mean",
+            "test_mse_std",
+            "baseline_mse",
+            "n_below_baseline",
+            "W_hh_sparsity_mean",
+            "sparsity_mean",
+        ]
+    ]
     display = pd.DataFrame(
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
             "Test MSE": mean_std_column(tidy, "test_mse", 3),
             "Baseline": ["-" if pd.isna(b) else f"{b:.3f}" for b in tidy["baseline_mse"]],
-            "Below baseline": [f"{b}/{n}" for b, n in
-                               zip(tidy["n_below_baseline"], tidy["n_runs"], strict=True)],
+            "Below baseline": [f"{b}/{n}" for b, n in zip(tidy["n_below_baseline"], tidy["n_runs"], strict=True)],
             **measured_columns(tidy),
         }
     )

@@ -61,8 +61,10 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
         {
             "Regularizer": tidy["label"],
             "Target": tidy["target"].map(fmt_fraction),
-            "Error (cm)": [cell if n else "not run"
-                           for cell, n in zip(mean_std_column(tidy, "error_cm"), tidy["n_runs"], strict=True)],
+            "Error (cm)": [
+                cell if n else "not run"
+                for cell, n in zip(mean_std_column(tidy, "error_cm"), tidy["n_runs"], strict=True)
+            ],
             "Paper (cm)": mean_std_column(tidy, "paper_error_cm"),
             **measured_columns(tidy),
         }

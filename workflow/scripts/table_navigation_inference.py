@@ -35,21 +35,42 @@ def build(inference: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     counts = runs.groupby(KEYS, sort=False).agg(**RUN_COUNTS)
     done = inference[inference["status"] == "completed"].astype({"batch": int})
     dense_bytes = done[done["format"] == "dense"].groupby(KEYS, sort=False)["model_bytes_memory"].first()
-    tidy = done.groupby([*KEYS, "format", "kind", "batch"], sort=False).agg(
-        time_ms_mean=("time_ms", "mean"),
-        speedup_mean=("speedup_vs_dense", "mean"),
-        speedup_std=("speedup_vs_dense", "std"),
-        max_rel_error=("max_rel_error", "max"),
-        W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
-        block_density_32_none_mean=("block_density_32_none", "mean"),
-        block_density_32_geometry_mean=("block_density_32_geometry", "mean"),
-        model_bytes_stored_mean=("model_bytes_stored", "mean"),
-    ).reset_index()
+    tidy = (
+        done.groupby([*KEYS, "format", "kind", "batch"], sort=False)
+        .agg(
+            time_ms_mean=("time_ms", "mean"),
+            speedup_mean=("speedup_vs_dense", "mean"),
+            speedup_std=("speedup_vs_dense", "std"),
+            max_rel_error=("max_rel_error", "max"),
+            W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
+            block_density_32_none_mean=("block_density_32_none", "mean"),
+            block_density_32_geometry_mean=("block_density_32_geometry", "mean"),
+            model_bytes_stored_mean=("model_bytes_stored", "mean"),
+        )
+        .reset_index()
+    )
     tidy = tidy.join(counts, on=KEYS).join(dense_bytes.rename("model_bytes_dense"), on=KEYS)
-    tidy = tidy[["regularizer", "label", "target", "format", "kind", "batch", "n_runs", "n_diverged",
-                 "time_ms_mean", "speedup_mean", "speedup_std", "max_rel_error", "W_hh_sparsity_mean",
-                 "block_density_32_none_mean", "block_density_32_geometry_mean",
-                 "model_bytes_stored_mean", "model_bytes_dense"]]
+    tidy = tidy[
+        [
+            "regularizer",
+            "label",
+            "target",
+            "format",
+            "kind",
+            "batch",
+            "n_runs",
+            "n_diverged",
+            "time_ms_mean",
+            "speedup_mean",
+            "speedup_std",
+            "max_rel_error",
+            "W_hh_sparsity_mean",
+            "block_density_32_none_mean",
+            "block_density_32_geometry_mean",
+            "model_bytes_stored_mean",
+            "model_bytes_dense",
+        ]
+    ]
     return tidy, display_table(tidy, counts.reset_index())
 
 
@@ -72,18 +93,20 @@ def display_table(tidy: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
         csr = cases[(cases["format"] == "csr")].iloc[0]
         dense_step = cases[(cases["format"] == "dense") & (cases["kind"] == "step") & (cases["batch"] == small)]
         geometry = first["block_density_32_geometry_mean"]
-        rows.append({
-            "Regularizer": run["label"],
-            "Target": fmt_fraction(run["target"]),
-            "W_hh sparsity": fmt_fraction(first["W_hh_sparsity_mean"]),
-            "32x32 blocks (none -> geometry)": f"{first['block_density_32_none_mean']:.3f} -> "
-            + ("-" if pd.isna(geometry) else f"{geometry:.3f}"),
-            "CSR size / dense": f"{csr['model_bytes_stored_mean'] / csr['model_bytes_dense']:.3f}",
-            f"dense step B={small} (ms)": f"{dense_step['time_ms_mean'].iloc[0]:.4f}",
-            f"step B={small}: csr / csr-geo / bsr-geo": _speedups(cases, "step", small),
-            f"sequence B={large}: csr / csr-geo / bsr-geo": _speedups(cases, "sequence", large),
-            "max rel. error": f"{cases['max_rel_error'].max():.1e}",
-        })
+        rows.append(
+            {
+                "Regularizer": run["label"],
+                "Target": fmt_fraction(run["target"]),
+                "W_hh sparsity": fmt_fraction(first["W_hh_sparsity_mean"]),
+                "32x32 blocks (none -> geometry)": f"{first['block_density_32_none_mean']:.3f} -> "
+                + ("-" if pd.isna(geometry) else f"{geometry:.3f}"),
+                "CSR size / dense": f"{csr['model_bytes_stored_mean'] / csr['model_bytes_dense']:.3f}",
+                f"dense step B={small} (ms)": f"{dense_step['time_ms_mean'].iloc[0]:.4f}",
+                f"step B={small}: csr / csr-geo / bsr-geo": _speedups(cases, "step", small),
+                f"sequence B={large}: csr / csr-geo / bsr-geo": _speedups(cases, "sequence", large),
+                "max rel. error": f"{cases['max_rel_error'].max():.1e}",
+            }
+        )
     display = pd.DataFrame(rows).fillna("-")
     counted = counts.sort_values("target", kind="stable")
     display["Diverged"] = fmt_diverged(counted)

@@ -49,9 +49,9 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
     tidy["lottery_error_cm_std"] = lottery["error_cm_std"]
     tidy = tidy.reset_index()
     for phase in ("sparse", "lottery"):
-        paper = paper_values(paper_csv, "lottery", phase)[
-            ["regularizer", "target", "paper_error_cm_mean"]
-        ].rename(columns={"paper_error_cm_mean": f"paper_{phase}_error_cm"})
+        paper = paper_values(paper_csv, "lottery", phase)[["regularizer", "target", "paper_error_cm_mean"]].rename(
+            columns={"paper_error_cm_mean": f"paper_{phase}_error_cm"}
+        )
         tidy = tidy.merge(paper, on=["regularizer", "target"], how="left")
     tidy = tidy.sort_values("target", kind="stable")
     display = pd.DataFrame(

@@ -65,7 +65,7 @@ def measured_columns(tidy: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def fmt_diverged(tidy: pd.DataFrame) -> list[str]:
-    """"diverged/runs" per row of a per-regularizer table (columns n_diverged, n_runs)."""
+    """ "diverged/runs" per row of a per-regularizer table (columns n_diverged, n_runs)."""
     return [f"{d}/{n}" for d, n in zip(tidy["n_diverged"], tidy["n_runs"], strict=True)]
 
 
@@ -107,9 +107,7 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     )
 
 
-def write_table(
-    tidy: pd.DataFrame, display: pd.DataFrame, paths: dict[str, str], caption: str
-) -> None:
+def write_table(tidy: pd.DataFrame, display: pd.DataFrame, paths: dict[str, str], caption: str) -> None:
     """Write ``tidy`` as CSV and ``display`` as Markdown and LaTeX to ``paths[csv|md|tex]``."""
     for path in paths.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,15 @@ def load_corpus(data: dict) -> Corpus:
         corpus = Corpus(saved["vocab"], saved["splits"], saved["description"], saved["unknown"])
     else:
         corpus = _build(kind, files, fraction)
-        save_checkpoint(cache, {"vocab": corpus.vocab, "splits": corpus.splits,
-                                "description": corpus.description, "unknown": corpus.unknown})
+        save_checkpoint(
+            cache,
+            {
+                "vocab": corpus.vocab,
+                "splits": corpus.splits,
+                "description": corpus.description,
+                "unknown": corpus.unknown,
+            },
+        )
     return corpus.truncated(data["max_tokens"])
 
 
@@ -99,8 +106,9 @@ def _files(kind: str, folder: Path) -> dict[str, Path]:
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             hint = " (run `geosparse data wikitext2`)" if kind == "wikitext2" else ""
-            raise ConfigError(f"config key 'data.dir': no {candidates[0].name} or "
-                             f"{candidates[1].name} in {folder}{hint}")
+            raise ConfigError(
+                f"config key 'data.dir': no {candidates[0].name} or {candidates[1].name} in {folder}{hint}"
+            )
         files[split] = found
     return files
 

@@ -86,18 +86,21 @@ class Wikitext2Spec:
     def from_dict(cls, data: dict) -> Wikitext2Spec:
         """Build from a parsed YAML mapping; raises ``ValueError`` naming a bad key."""
         try:
-            splits = {name: SplitSpec(int(data["splits"][name]["lines"]),
-                                      data["splits"][name].get("tokens"))
-                      for name in SPLITS}
+            splits = {
+                name: SplitSpec(int(data["splits"][name]["lines"]), data["splits"][name].get("tokens"))
+                for name in SPLITS
+            }
             mirrors = tuple(Mirror(m["kind"], str(m["url"])) for m in data.get("mirrors") or [])
-            spec = cls(data.get("archive_md5"), str(data["member_dir"]), splits, mirrors,
-                       float(data.get("timeout_s", 60.0)))
+            spec = cls(
+                data.get("archive_md5"), str(data["member_dir"]), splits, mirrors, float(data.get("timeout_s", 60.0))
+            )
         except (KeyError, TypeError) as error:
             raise ConfigError(f"wikitext2 data config: missing or malformed key {error}") from None
         for mirror in spec.mirrors:
             if mirror.kind not in KINDS:
-                raise ConfigError(f"wikitext2 data config key 'mirrors.kind': {mirror.kind!r} "
-                                 f"is not one of {list(KINDS)}")
+                raise ConfigError(
+                    f"wikitext2 data config key 'mirrors.kind': {mirror.kind!r} is not one of {list(KINDS)}"
+                )
         return spec
 
     @classmethod
@@ -131,11 +134,9 @@ def verify(folder: Path, spec: Wikitext2Spec) -> dict[str, dict]:
             raise DataError(f"{path.name} is not UTF-8 text ({error})") from None
         want = spec.splits[split]
         if got.lines != want.lines:
-            raise DataError(f"wrong line count: {path.name} has {got.lines} lines, "
-                            f"expected {want.lines}")
+            raise DataError(f"wrong line count: {path.name} has {got.lines} lines, expected {want.lines}")
         if want.tokens is not None and got.tokens != want.tokens:
-            raise DataError(f"wrong token count: {path.name} has {got.tokens} tokens, "
-                            f"expected {want.tokens}")
+            raise DataError(f"wrong token count: {path.name} has {got.tokens} tokens, expected {want.tokens}")
         found[split] = {"lines": got.lines, "tokens": got.tokens, "sha256": _digest(path, "sha256")}
     return found
 
@@ -160,8 +161,9 @@ def fetch(
         try:
             splits = verify(dest, spec)
         except DataError as error:
-            raise DataError(f"{dest} exists but is not a complete WikiText-2 copy ({error}); "
-                            "remove it or choose another --dest") from None
+            raise DataError(
+                f"{dest} exists but is not a complete WikiText-2 copy ({error}); remove it or choose another --dest"
+            ) from None
         log(f"{dest} already holds a verified WikiText-2 copy")
         return {"source": "existing", "splits": splits}
     mirrors = [Mirror.parse(s) for s in sources] if sources else list(spec.mirrors)
@@ -175,8 +177,7 @@ def fetch(
         try:
             out = work / "out"
             out.mkdir()
-            record = {"source": mirror.url, "kind": mirror.kind,
-                      **_FETCHERS[mirror.kind](mirror.url, work, out, spec)}
+            record = {"source": mirror.url, "kind": mirror.kind, **_FETCHERS[mirror.kind](mirror.url, work, out, spec)}
             record["splits"] = verify(out, spec)
             write_json(out / PROVENANCE, record)
             if dest.exists():  # an empty folder: replace it
@@ -190,7 +191,8 @@ def fetch(
         finally:
             shutil.rmtree(work, ignore_errors=True)
     raise DataError(
-        "could not obtain WikiText-2; tried:\n  " + "\n  ".join(failures)
+        "could not obtain WikiText-2; tried:\n  "
+        + "\n  ".join(failures)
         + "\nNothing was written. Without network access, pass a local copy: "
         "--source /path/to/wikitext-2-v1.zip (or a directory holding "
         "wiki.{train,valid,test}.tokens)."

@@ -37,8 +37,7 @@ from typing import Any
 
 _PUBLIC = {
     "export": ("export_run", "load_run"),
-    "formats": ("BLOCKSIZES", "EXPORT_LAYOUTS", "INFERENCE_FORMATS", "LAYOUTS", "ORDERS",
-                "SPARSE_INFERENCE_FORMATS"),
+    "formats": ("BLOCKSIZES", "EXPORT_LAYOUTS", "INFERENCE_FORMATS", "LAYOUTS", "ORDERS", "SPARSE_INFERENCE_FORMATS"),
     "layouts": ("block_densities", "block_density", "layout_of", "nbytes", "stored_nbytes", "to_layout"),
     "model": ("IO_MAX_DENSITY", "NAMES", "SparseNavigationRNN", "load_sparse", "save_sparse"),
     "ordering": ("geometry_order", "permute_weights"),

@@ -31,13 +31,13 @@ def export_run(
     run, masks = load_run(run_dir)
     reg = run.regularizer
     if order == "geometry" and getattr(reg, "positions", None) is None:
-        raise InputError(
-            f"run {run_dir} has no moduli positions (space {reg.space.name!r}); use --order none"
-        )
+        raise InputError(f"run {run_dir} has no moduli positions (space {reg.space.name!r}); use --order none")
     n_hidden = run.model.prunable()["W_hh"].shape[0]
     if layout == "bsr" and n_hidden % blocksize:
-        raise InputError(f"--format bsr needs a --blocksize that divides Ng = {n_hidden}, not {blocksize}; "
-                         "choose another --blocksize or --format csr")
+        raise InputError(
+            f"--format bsr needs a --blocksize that divides Ng = {n_hidden}, not {blocksize}; "
+            "choose another --blocksize or --format csr"
+        )
     info = {
         "run": str(run_dir),
         "seed": run.seed,

@@ -22,6 +22,7 @@ INFERENCE_FORMATS: dict[str, tuple[str, str] | None] = {
 }
 """Format name -> ``(W_hh layout, order)`` of ``SparseNavigationRNN``; ``nn.RNN`` is the
 training model itself. Formats ordered by geometry need moduli positions."""
-SPARSE_INFERENCE_FORMATS = tuple(name for name, spec in INFERENCE_FORMATS.items()
-                                 if spec is not None and spec[0] != "dense")
+SPARSE_INFERENCE_FORMATS = tuple(
+    name for name, spec in INFERENCE_FORMATS.items() if spec is not None and spec[0] != "dense"
+)
 """The formats whose W_hh is a sparse tensor (the speed-up columns of the inference table)."""

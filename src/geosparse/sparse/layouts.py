@@ -41,8 +41,10 @@ def block_densities(
     is and with rows and columns renumbered by ``perm`` (omitted when ``perm`` is None)."""
     ordered = None if perm is None else matrix[perm][:, perm]
     return {
-        str(b): {"none": block_density(matrix, b),
-                 **({} if ordered is None else {"geometry": block_density(ordered, b)})}
+        str(b): {
+            "none": block_density(matrix, b),
+            **({} if ordered is None else {"geometry": block_density(ordered, b)}),
+        }
         for b in blocksizes
     }
 
@@ -64,8 +66,9 @@ def to_layout(weight: torch.Tensor, layout: str, blocksize: int = 32) -> torch.T
     return _compressed(layout, c.crow_indices(), c.col_indices(), c.values(), weight.shape, check=False)
 
 
-def _compressed(layout: str, crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
-                shape: Sequence[int], check: bool) -> torch.Tensor:
+def _compressed(
+    layout: str, crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: Sequence[int], check: bool
+) -> torch.Tensor:
     """A CSR / BSR tensor with int32 indices (``check``: verify the invariants, so that a
     corrupt file raises instead of crashing a kernel); torch's beta warning silenced."""
     build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_bsr_tensor
@@ -115,8 +118,7 @@ def unpack(entry: Mapping) -> torch.Tensor:
         return entry["values"].float().contiguous()
     if layout not in ("csr", "bsr"):
         raise ValueError(f"unknown stored layout {layout!r}")
-    return _compressed(layout, entry["crow_indices"], entry["col_indices"], entry["values"], entry["shape"],
-                       check=True)
+    return _compressed(layout, entry["crow_indices"], entry["col_indices"], entry["values"], entry["shape"], check=True)
 
 
 def stored_nbytes(weight: torch.Tensor) -> int:

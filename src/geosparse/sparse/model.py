@@ -44,8 +44,9 @@ class SparseNavigationRNN:
         info: provenance (plain JSON-able values) kept in exported files.
     """
 
-    def __init__(self, weights: Mapping[str, torch.Tensor], permutation: torch.Tensor | None = None,
-                 info: Mapping | None = None) -> None:
+    def __init__(
+        self, weights: Mapping[str, torch.Tensor], permutation: torch.Tensor | None = None, info: Mapping | None = None
+    ) -> None:
         missing = set(NAMES) - set(weights)
         if missing:
             raise ValueError(f"missing weights {sorted(missing)}")
@@ -115,8 +116,9 @@ class SparseNavigationRNN:
         ``masks`` and, for ``order="geometry"``, its regularizer's moduli positions."""
         weights = {name: w.detach() for name, w in run.model.prunable().items()}
         reg = run.regularizer
-        return cls.from_dense(weights, masks, layout, order, getattr(reg, "positions", None), reg.space,
-                              blocksize, io_max_density, info)
+        return cls.from_dense(
+            weights, masks, layout, order, getattr(reg, "positions", None), reg.space, blocksize, io_max_density, info
+        )
 
     # -- inference
     def init_hidden(self, init_code: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,7 @@ GROUPS = ("i2h", "h2o")
 """Prunable weight matrices."""
 
 
-def adding_data(
-    n: int, length: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def adding_data(n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` samples from ``generator`` (no global RNG): inputs ``(T, n, 2)``, targets ``(n,)``."""
     if length < 2:
         raise ValueError(f"sequence length must be >= 2 to mark two positions, got {length}")
@@ -60,6 +58,5 @@ class AddingRNN(nn.Module):
         """The chosen weight matrices by name (``i2h``, ``h2o``)."""
         unknown = set(groups) - set(GROUPS)
         if unknown:
-            raise ValueError(f"unknown weight group(s) {sorted(unknown)}; "
-                             f"allowed values: {list(GROUPS)}")
+            raise ValueError(f"unknown weight group(s) {sorted(unknown)}; allowed values: {list(GROUPS)}")
         return {name: getattr(self, name).weight for name in groups}

@@ -55,8 +55,7 @@ class AddingTask:
 
     def train_step(self, model: AddingRNN) -> dict[str, torch.Tensor]:
         if self.cursor >= self.steps_per_epoch:
-            self.order = torch.randperm(self.config["data"]["train_samples"],
-                                        generator=self.order_generator)
+            self.order = torch.randperm(self.config["data"]["train_samples"], generator=self.order_generator)
             self.cursor = 0
         rows = self.order[self.cursor * self.batch_size : (self.cursor + 1) * self.batch_size]
         self.cursor += 1
@@ -92,8 +91,12 @@ class AddingTask:
         }
 
     def state_dict(self) -> dict:
-        return {"order_generator": self.order_generator.get_state(), "cursor": self.cursor,
-                "order": self.order, "regularizer": self.regularizer.state_dict()}
+        return {
+            "order_generator": self.order_generator.get_state(),
+            "cursor": self.cursor,
+            "order": self.order,
+            "regularizer": self.regularizer.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.order_generator.set_state(state["order_generator"])

@@ -60,15 +60,14 @@ class WordRNN(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = UniformEmbedding(vocab_size, embedding_dim)
-        self.rnn = nn.RNN(embedding_dim, n_hidden, n_layers, nonlinearity=nonlinearity,
-                          dropout=dropout if n_layers > 1 else 0.0)
+        self.rnn = nn.RNN(
+            embedding_dim, n_hidden, n_layers, nonlinearity=nonlinearity, dropout=dropout if n_layers > 1 else 0.0
+        )
         self.decoder = UniformLinear(n_hidden, vocab_size)
         self.drop = nn.Dropout(dropout)
         self.n_layers = n_layers
 
-    def forward(
-        self, tokens: torch.Tensor, hidden: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities ``(T, B, V)`` of the next token, and the last hidden ``(L, B, H)``.
 
         ``tokens``: int64 ``(T, B)``; ``hidden``: ``(L, B, H)`` or ``None`` (zeros).
@@ -123,9 +122,7 @@ def window(data: torch.Tensor, start: int, bptt: int) -> tuple[torch.Tensor, tor
     return data[start : start + length], data[start + 1 : start + 1 + length]
 
 
-def token_counts(
-    log_probs: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def token_counts(log_probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed NLL (nats) and number of correct argmax predictions over ``targets (T, B)``.
 
     ``log_probs``: ``(T, B, V)``. Both results are 0-d tensors.

@@ -33,8 +33,7 @@ def layer_regularizers(config: dict, seed: int) -> nn.ModuleList:
     """One moduli regularizer per RNN layer (own neuron positions, seeded from ``seed``)."""
     n_hidden = config["model"]["n_hidden"]
     return nn.ModuleList(
-        regularizer_from_config(config["regularizer"], n_hidden,
-                                derive_seed(seed, f"moduli-l{layer}"))
+        regularizer_from_config(config["regularizer"], n_hidden, derive_seed(seed, f"moduli-l{layer}"))
         for layer in range(config["model"]["n_layers"])
     )
 
@@ -74,15 +73,22 @@ class LanguageTask:
         }
         for split, data in self.data.items():
             if data.size(0) < 2:
-                raise ConfigError(f"config key 'data.max_tokens.{split}': too few tokens for one "
-                                 f"batch of {data.size(1)} columns")
+                raise ConfigError(
+                    f"config key 'data.max_tokens.{split}': too few tokens for one batch of {data.size(1)} columns"
+                )
         self.steps_per_epoch = len(window_starts(self.data["train"].size(0), self.bptt))
         self.regularizers = layer_regularizers(config, seed).to(device)
 
     def build_model(self) -> WordRNN:
         model = self.config["model"]
-        return WordRNN(self.vocab_size, model["embedding_dim"], model["n_hidden"],
-                       model["n_layers"], model["nonlinearity"], model["dropout"])
+        return WordRNN(
+            self.vocab_size,
+            model["embedding_dim"],
+            model["n_hidden"],
+            model["n_layers"],
+            model["nonlinearity"],
+            model["dropout"],
+        )
 
     def start_phase(self, phase: str) -> None:
         self.cursor, self.hidden = 0, None
@@ -101,8 +107,12 @@ class LanguageTask:
         nll, correct = token_counts(log_probs, targets)
         task_loss = nll / targets.numel()
         penalty = language_penalty(model, self.regularizers, self.config)
-        return {"loss": task_loss + penalty, "task_loss": task_loss.detach(),
-                "penalty": penalty.detach(), "accuracy": correct / targets.numel()}
+        return {
+            "loss": task_loss + penalty,
+            "task_loss": task_loss.detach(),
+            "penalty": penalty.detach(),
+            "accuracy": correct / targets.numel(),
+        }
 
     @torch.no_grad()
     def score(self, model: WordRNN, split: str) -> dict[str, float]:
@@ -117,8 +127,12 @@ class LanguageTask:
             nll_sum, correct_sum = nll_sum + float(nll), correct_sum + int(correct)
             tokens += targets.numel()
         loss = nll_sum / tokens
-        return {"loss": finite_or_none(loss), "ppl": perplexity(loss), "accuracy": correct_sum / tokens,
-                "tokens": tokens}
+        return {
+            "loss": finite_or_none(loss),
+            "ppl": perplexity(loss),
+            "accuracy": correct_sum / tokens,
+            "tokens": tokens,
+        }
 
     def validate(self, model: WordRNN) -> dict[str, float | None]:
         """Validation loss, perplexity and accuracy (the driver's lr plateau reads the loss)."""
@@ -142,15 +156,18 @@ class LanguageTask:
             "val_loss": valid["loss"],
             "val_ppl": valid["ppl"],
             "val_loss_history": history,
-            "val_loss_increases": sum(
-                1 for a, b in itertools.pairwise(self.val_history) if not b <= a),
+            "val_loss_increases": sum(1 for a, b in itertools.pairwise(self.val_history) if not b <= a),
             "W_hh_sparsity": sum(int((w == 0).sum()) for w in w_hh) / sum(w.numel() for w in w_hh),
             "vocab_size": self.vocab_size,
         }
 
     def state_dict(self) -> dict:
-        return {"cursor": self.cursor, "hidden": self.hidden, "val_history": list(self.val_history),
-                "regularizers": self.regularizers.state_dict()}
+        return {
+            "cursor": self.cursor,
+            "hidden": self.hidden,
+            "val_history": list(self.val_history),
+            "regularizers": self.regularizers.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.cursor, self.hidden = state["cursor"], state["hidden"]

@@ -121,12 +121,12 @@ class TrajectoryGenerator:
         wall_angles = torch.arange(4, device=dev) * (math.pi / 2)
         positions, headings, velocity = [pos], [hd], []
         for t in range(steps):
-            walls = torch.stack(
-                [half[0] - pos[:, 0], half[1] - pos[:, 1], half[0] + pos[:, 0], half[1] + pos[:, 1]]
-            )
+            walls = torch.stack([half[0] - pos[:, 0], half[1] - pos[:, 1], half[0] + pos[:, 0], half[1] + pos[:, 1]])
             d_wall, nearest = walls.min(dim=0)
-            a_wall = torch.remainder(torch.remainder(hd, 2 * math.pi) - wall_angles[nearest] + math.pi,
-                                     2 * math.pi) - math.pi
+            a_wall = (
+                torch.remainder(torch.remainder(hd, 2 * math.pi) - wall_angles[nearest] + math.pi, 2 * math.pi)
+                - math.pi
+            )
             near = (d_wall < BORDER) & (a_wall.abs() < math.pi / 2)
             turn = torch.where(near, torch.sign(a_wall) * (math.pi / 2 - a_wall.abs()), 0.0)
             v = torch.where(near, 0.25 * speeds[t], speeds[t]) * DT

@@ -81,8 +81,12 @@ class NavigationTask:
             penalty = self.regularizer.reg(model.rnn.weight_hh_l0)
         with torch.no_grad(), record_function("geosparse:training error (decoding)"):
             error = decoding_error_cm(logits, batch.position, self.place_cells)
-        return {"loss": task_loss + penalty, "task_loss": task_loss.detach(),
-                "penalty": penalty.detach(), "error_cm": error}
+        return {
+            "loss": task_loss + penalty,
+            "task_loss": task_loss.detach(),
+            "penalty": penalty.detach(),
+            "error_cm": error,
+        }
 
     def validate(self, model: NavigationRNN) -> dict[str, float | None]:
         return {}
