@@ -8,7 +8,7 @@ baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import RUN_COUNTS, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
+from tables_io import CELL, RUN_COUNTS, cell_stats, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 CAPTION = (
     "Adding problem: test MSE of the pruned models, mean (std) over seeds, beside the "
@@ -23,25 +23,19 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     done = rows[rows["status"] == "completed"].assign(
         below_baseline=lambda d: (d["test_mse"] < d["baseline_mse"]).astype(int)
     )
-    keys = ["regularizer", "label", "target"]
-    counts = rows.groupby(keys, sort=False).agg(**RUN_COUNTS)
-    stats = done.groupby(keys, sort=False).agg(
+    tidy = cell_stats(
+        rows,
+        done,
         test_mse_mean=("test_mse", "mean"),
         test_mse_std=("test_mse", "std"),
         baseline_mse=("baseline_mse", "first"),
         n_below_baseline=("below_baseline", "sum"),
-        W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
-        sparsity_mean=("sparsity", "mean"),
-    )
-    tidy = counts.join(stats).reset_index().sort_values("target", kind="stable")
+    ).sort_values("target", kind="stable")
     tidy["n_below_baseline"] = tidy["n_below_baseline"].fillna(0).astype(int)
     tidy = tidy[
         [
-            "regularizer",
-            "label",
-            "target",
-            "n_runs",
-            "n_diverged",
+            *CELL,
+            *RUN_COUNTS,
             "test_mse_mean",
             "test_mse_std",
             "baseline_mse",

@@ -7,7 +7,9 @@ W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 
 import pandas as pd
 from tables_io import (
+    CELL,
     RUN_COUNTS,
+    cell_stats,
     fmt_fraction,
     mean_std_column,
     measured_columns,
@@ -26,15 +28,7 @@ def summarise(runs: pd.DataFrame, phase: str) -> pd.DataFrame:
     """Per (regularizer, target): run count, diverged count, error mean/std, sparsities."""
     rows = runs[runs["phase"] == phase]
     done = rows[rows["status"] == "completed"]
-    keys = ["regularizer", "label", "target"]
-    counts = rows.groupby(keys, sort=False).agg(**RUN_COUNTS)
-    stats = done.groupby(keys, sort=False).agg(
-        error_cm_mean=("error_cm", "mean"),
-        error_cm_std=("error_cm", "std"),
-        W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
-        sparsity_mean=("sparsity", "mean"),
-    )
-    return counts.join(stats).reset_index()
+    return cell_stats(rows, done, error_cm_mean=("error_cm", "mean"), error_cm_std=("error_cm", "std"))
 
 
 def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -44,11 +38,8 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
     )
     tidy = tidy[
         [
-            "regularizer",
-            "label",
-            "target",
-            "n_runs",
-            "n_diverged",
+            *CELL,
+            *RUN_COUNTS,
             "error_cm_mean",
             "error_cm_std",
             "paper_error_cm_mean",

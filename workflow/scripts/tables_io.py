@@ -35,6 +35,23 @@ RUN_COUNTS = {"n_runs": ("seed", "count"), "n_diverged": ("status", _not_complet
 many did not complete."""
 
 
+CELL = ["regularizer", "label", "target"]
+"""A grid cell of a task's tables: one named regularizer at one target, over seeds."""
+
+
+def cell_stats(rows: pd.DataFrame, done: pd.DataFrame, **aggregations: tuple) -> pd.DataFrame:
+    """Per grid cell: run and diverged counts over ``rows``, then ``aggregations``
+    (``name=(column, function)``) and the mean measured sparsities over the completed
+    runs ``done``."""
+    counts = rows.groupby(CELL, sort=False).agg(**RUN_COUNTS)
+    stats = done.groupby(CELL, sort=False).agg(
+        **aggregations,
+        W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
+        sparsity_mean=("sparsity", "mean"),
+    )
+    return counts.join(stats).reset_index()
+
+
 def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
     """``"6.29 (1.17)"``; the mean alone if std is missing; ``"-"`` if mean is missing."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
