@@ -8,7 +8,16 @@ baseline), W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 """
 
 import pandas as pd
-from tables_io import CELL, RUN_COUNTS, cell_stats, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
+from tables_io import (
+    CELL,
+    RUN_COUNTS,
+    cell_stats,
+    fmt_fraction,
+    mean_std_column,
+    measured_columns,
+    snakemake_job,
+    write_table,
+)
 
 CAPTION = (
     "Adding problem: test MSE of the pruned models, mean (std) over seeds, beside the "
