@@ -539,3 +539,54 @@ def test_report_runs_checks_every_regularizer_key_and_duplicates(tmp_path, monke
         == 2
     )
     assert "a second run torus_dog-t0.9-s0" in capsys.readouterr().err
+
+
+def test_structure_aggregate_and_table(tmp_path):
+    import aggregate_structure
+    import table_navigation_structure
+
+    def result(locality: float, bars: list[int], own: bool = True) -> dict:
+        return {
+            "status": "completed",
+            "space": "torus" if own else "torus",
+            "own_positions": own,
+            "locality": locality,
+            "W_hh_sparsity": 0.9,
+            "points": 4,
+            "long_lived": bars,
+            "long_lived_threshold": 0.1,
+            "heatmap": [[1.0, 0.0], [0.0, 1.0]],
+            "rate_maps": {"3": [[0.5, None], [1.0, 2.0]]},
+            "persistence": [[[0.0, 0.2], [0.0, None]], [[0.1, 0.5]], []],
+        }
+
+    runs = [
+        ("torus_dog", "Torus", 0, result(0.6, [1, 2, 1])),
+        ("torus_dog", "Torus", 1, result(0.8, [1, 2, 1])),
+        ("none", "None", 0, result(1.0, [1, 0, 0], own=False)),
+        ("none", "None", 1, {"status": "diverged"}),
+    ]
+    paths, records = [], []
+    for regularizer, label, seed, data in runs:
+        path = tmp_path / f"{regularizer}-{seed}.json"
+        path.write_text(json.dumps(data))
+        paths.append(str(path))
+        records.append(
+            {
+                "run_id": f"{regularizer}-t0.9-s{seed}",
+                "regularizer": regularizer,
+                "label": label,
+                "target": 0.9,
+                "seed": seed,
+            }
+        )
+    tables = aggregate_structure.aggregate(paths, records, (0.9, 0))
+    assert len(tables["structure"]) == 4 and tables["structure"]["h1"].tolist()[:3] == [2, 2, 0]
+    assert len(tables["heatmaps"]) == 2 * 4  # first seed only, two regularizers
+    assert tables["rate_maps"]["rate"].isna().sum() == 2 and set(tables["rate_maps"]["unit"]) == {3}
+    assert tables["persistence"]["death"].isna().sum() == 3  # the infinite H0 bar of each completed run
+    tidy, display = table_navigation_structure.build(tables["structure"])
+    torus = tidy.set_index("regularizer").loc["torus_dog"]
+    assert torus["locality_mean"] == pytest.approx(0.7) and torus["bars"] == "(1, 2, 1) x2"
+    assert display["Regularizer"].tolist() == ["Torus", "None *"]
+    assert display["Diverged"].tolist() == ["0/2", "1/2"]

@@ -142,6 +142,13 @@ def run_config(task, regularizer, target):
     return resolve(grid(task)["base_config"], task, run_overrides(task, regularizer, target))
 
 
+def first_cell(task):
+    """``[target, seed]``: the grid's first target and first seed, whose runs the
+    per-regularizer panels (heatmaps, rate maps, persistence, connectivity) show."""
+    g = grid(task)
+    return [g["targets"][0], g["seeds"][0]]
+
+
 def geometric_runs(task):
     """Records of the runs whose regularizer places neurons on a moduli space
     (``geosparse.grid.has_positions``), at the grid's first target and first seed."""
@@ -168,6 +175,11 @@ def _check_grid():
         if unknown:
             raise WorkflowError(f"config key 'tasks.{task}.regularizers': unknown regularizer(s) "
                                 f"{unknown}; allowed values: {known}")
+        if "structure" in g:
+            size, n_hidden = g["structure"]["heatmap_size"], base_run_config(task)["model"]["n_hidden"]
+            if n_hidden % size:
+                raise WorkflowError(f"config key 'tasks.{task}.structure.heatmap_size': {size} must divide "
+                                    f"Ng = {n_hidden} of {g['base_config']}")
         if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
         for name in g["regularizers"]:
@@ -209,10 +221,10 @@ def metrics_files():
 
 TASK_OUTPUTS = {
     "navigation": [
-        *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference"],
+        *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference", "structure"],
                 ext=["csv", "md", "tex"]),
         *expand(f"{RESULTS}/figures/navigation_{{fig}}.png",
-                fig=["error_vs_sparsity", "comparison", "connectivity"]),
+                fig=["error_vs_sparsity", "comparison", "connectivity", "heatmaps", "rate_maps", "persistence"]),
         f"{RESULTS}/summary.md",
         *metrics_files(),
     ],
@@ -227,7 +239,7 @@ TASK_OUTPUTS = {
 """Final targets per task (tables, figures, summary)."""
 
 
-RUN_OUTPUTS = {"navigation": ("metrics.json", "sweep.json", "inference.json"),
+RUN_OUTPUTS = {"navigation": ("metrics.json", "sweep.json", "inference.json", "structure.json"),
                "language": ("metrics.json",), "adding": ("metrics.json",)}
 """Per-run files, also final targets: one deleted by hand is rebuilt (Snakemake does not
 rebuild a missing intermediate file whose consumers are up to date), and the tables

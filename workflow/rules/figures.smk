@@ -54,3 +54,51 @@ rule fig_language_val_loss:
         "../envs/geosparse.yaml"
     script:
         "../scripts/fig_language_val_loss.py"
+
+
+rule fig_navigation_heatmaps:
+    input:
+        heatmaps=f"{RESULTS}/tidy/navigation_heatmaps.csv",
+        structure=f"{RESULTS}/tidy/navigation_structure.csv",
+    output:
+        figure("navigation_heatmaps", "../report/fig_heatmaps.rst"),
+    params:
+        grid=config["name"],
+    log:
+        f"{RESULTS}/logs/navigation/fig_heatmaps.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_heatmaps.py"
+
+
+rule fig_navigation_rate_maps:
+    input:
+        f"{RESULTS}/tidy/navigation_rate_maps.csv",
+    output:
+        figure("navigation_rate_maps", "../report/fig_rate_maps.rst"),
+    params:
+        grid=config["name"],
+    log:
+        f"{RESULTS}/logs/navigation/fig_rate_maps.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_rate_maps.py"
+
+
+rule fig_navigation_persistence:
+    input:
+        bars=f"{RESULTS}/tidy/navigation_persistence.csv",
+        structure=f"{RESULTS}/tidy/navigation_structure.csv",
+    output:
+        figure("navigation_persistence", "../report/fig_persistence.rst"),
+    params:
+        grid=config["name"],
+        first=first_cell("navigation"),
+    log:
+        f"{RESULTS}/logs/navigation/fig_persistence.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_persistence.py"

@@ -65,3 +65,21 @@ rule sparse_inference_navigation:
         "geosparse benchmark-inference --run {params.rundir:q} --out {output:q} "
         "--batch {params.batches:q} --steps {params.steps:q} --blocksize {params.blocksize:q} "
         "--min-run-time {params.min_run_time:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule structure_navigation:
+    """Connectivity locality, ordered |W_hh| heatmap, rate maps and persistent homology of
+    one finished run (geosparse.structure, geosparse.topology)."""
+    input:
+        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
+    output:
+        f"{RESULTS}/navigation/{RUN_ID}/structure.json",
+    params:
+        settings=grid("navigation")["structure"],
+    threads: 1
+    log:
+        f"{RESULTS}/logs/navigation/structure/{RUN_ID}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/structure_run.py"

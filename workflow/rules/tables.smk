@@ -65,6 +65,41 @@ rule aggregate_inference:
         "../scripts/aggregate_inference.py"
 
 
+rule aggregate_structure:
+    """All structure.json files of the navigation grid -> results/<grid>/tidy/navigation_{structure,
+    heatmaps,rate_maps,persistence}.csv."""
+    input:
+        run_files("navigation", "structure.json"),
+    output:
+        structure=f"{RESULTS}/tidy/navigation_structure.csv",
+        heatmaps=f"{RESULTS}/tidy/navigation_heatmaps.csv",
+        rate_maps=f"{RESULTS}/tidy/navigation_rate_maps.csv",
+        persistence=f"{RESULTS}/tidy/navigation_persistence.csv",
+    params:
+        runs=run_records("navigation"),
+        first=first_cell("navigation"),
+    log:
+        f"{RESULTS}/logs/navigation/aggregate_structure.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/aggregate_structure.py"
+
+
+rule table_navigation_structure:
+    """Locality of W_hh and long-lived persistent-homology bars per regularizer and target."""
+    input:
+        f"{RESULTS}/tidy/navigation_structure.csv",
+    output:
+        **table_outputs("navigation_structure", "../report/table_navigation_structure.rst"),
+    log:
+        f"{RESULTS}/logs/navigation/table_structure.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_navigation_structure.py"
+
+
 rule table_navigation_inference:
     """Sparse inference: speed-up, memory and block density per regularizer and format."""
     input:

@@ -47,3 +47,20 @@ def target_panels(data: pd.DataFrame, x: str, y: str, panel: str, xlabel: str, y
     grid.set_axis_labels(xlabel, ylabel)
     grid.legend.set_title("regularizer")
     return grid
+
+
+def label_scale(fig: plt.Figure, grid: str) -> None:
+    """State the grid (``default``, ``smoke``, ``paper``) the figure was made at, in its
+    bottom-right corner, so a smoke or laptop figure is never mistaken for paper scale."""
+    fig.text(0.995, 0.005, f"grid: {grid}", ha="right", va="bottom", fontsize=7, color="0.4")
+
+
+def panel_grid(n: int, ncols: int, size: float = 2.2) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure of ``n`` square panels in rows of ``ncols``; unused axes hidden."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_axis_off()
+    return fig, flat[:n]

@@ -192,10 +192,14 @@ class NavigationRNN(nn.Module):
         self.rnn = nn.RNN(2, n_hidden, nonlinearity=activation, bias=False)
         self.decoder = nn.Linear(n_hidden, n_place_cells, bias=False)
 
+    def hidden(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(T, B, Ng)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
+        hidden, _ = self.rnn(velocity, self.encoder(init_code)[None])
+        return hidden
+
     def forward(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
         """Read-out logits ``(T, B, Np)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
-        hidden, _ = self.rnn(velocity, self.encoder(init_code)[None])
-        return self.decoder(hidden)
+        return self.decoder(self.hidden(velocity, init_code))
 
     def prunable(self, groups: list[str] | tuple[str, ...] = GROUPS) -> dict[str, nn.Parameter]:
         """The chosen weight matrices (``pruning.tensors``) by their paper names, in
