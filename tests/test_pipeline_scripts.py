@@ -548,7 +548,7 @@ def test_structure_aggregate_and_table(tmp_path):
     def result(locality: float, bars: list[int], own: bool = True) -> dict:
         return {
             "status": "completed",
-            "space": "torus" if own else "torus",
+            "space": "torus",
             "own_positions": own,
             "locality": locality,
             "W_hh_sparsity": 0.9,
