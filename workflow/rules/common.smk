@@ -203,9 +203,13 @@ def table_outputs(name, caption):
 
 
 def figure(name, caption):
-    """A figure output marked for the Snakemake report."""
-    return report(f"{RESULTS}/figures/{name}.png", caption=caption, category="Figures",
-                  labels={"task": name.split("_")[0], "figure": name})
+    """A figure's outputs: the PNG (first, marked for the Snakemake report) and the PDF
+    beside it (``plotting.save`` writes both)."""
+    return {
+        "png": report(f"{RESULTS}/figures/{name}.png", caption=caption, category="Figures",
+                      labels={"task": name.split("_")[0], "figure": name}),
+        "pdf": f"{RESULTS}/figures/{name}.pdf",
+    }
 
 
 def metrics_files():
@@ -223,7 +227,7 @@ TASK_OUTPUTS = {
     "navigation": [
         *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference", "structure"],
                 ext=["csv", "md", "tex"]),
-        *expand(f"{RESULTS}/figures/navigation_{{fig}}.png",
+        *expand(f"{RESULTS}/figures/navigation_{{fig}}.{{ext}}", ext=["png", "pdf"],
                 fig=["error_vs_sparsity", "comparison", "connectivity", "heatmaps", "rate_maps", "persistence"]),
         f"{RESULTS}/summary.md",
         *metrics_files(),
@@ -231,6 +235,7 @@ TASK_OUTPUTS = {
     "language": [
         *expand(f"{RESULTS}/tables/language_scores.{{ext}}", ext=["csv", "md", "tex"]),
         f"{RESULTS}/figures/language_val_loss.png",
+        f"{RESULTS}/figures/language_val_loss.pdf",
     ],
     "adding": [
         *expand(f"{RESULTS}/tables/adding_mse.{{ext}}", ext=["csv", "md", "tex"]),

@@ -3,9 +3,10 @@
 
 rule fig_navigation_error_vs_sparsity:
     input:
-        f"{RESULTS}/tidy/navigation_sweep.csv",
+        sweep=f"{RESULTS}/tidy/navigation_sweep.csv",
+        paper=config["paper_results"]["navigation"],
     output:
-        figure("navigation_error_vs_sparsity", "../report/fig_error_vs_sparsity.rst"),
+        **figure("navigation_error_vs_sparsity", "../report/fig_error_vs_sparsity.rst"),
     log:
         f"{RESULTS}/logs/navigation/fig_error_vs_sparsity.log",
     conda:
@@ -19,7 +20,7 @@ rule fig_navigation_comparison:
         runs=f"{RESULTS}/tidy/navigation_runs.csv",
         error=f"{RESULTS}/tables/navigation_error.csv",
     output:
-        figure("navigation_comparison", "../report/fig_comparison.rst"),
+        **figure("navigation_comparison", "../report/fig_comparison.rst"),
     log:
         f"{RESULTS}/logs/navigation/fig_comparison.log",
     conda:
@@ -32,7 +33,7 @@ rule fig_navigation_connectivity:
     input:
         f"{RESULTS}/tidy/navigation_connectivity.csv",
     output:
-        figure("navigation_connectivity", "../report/fig_connectivity.rst"),
+        **figure("navigation_connectivity", "../report/fig_connectivity.rst"),
     log:
         f"{RESULTS}/logs/navigation/fig_connectivity.log",
     conda:
@@ -47,7 +48,7 @@ rule fig_language_val_loss:
         history=f"{RESULTS}/tidy/language_history.csv",
         runs=f"{RESULTS}/tidy/language_runs.csv",
     output:
-        figure("language_val_loss", "../report/fig_language_val_loss.rst"),
+        **figure("language_val_loss", "../report/fig_language_val_loss.rst"),
     log:
         f"{RESULTS}/logs/language/fig_val_loss.log",
     conda:
@@ -61,9 +62,7 @@ rule fig_navigation_heatmaps:
         heatmaps=f"{RESULTS}/tidy/navigation_heatmaps.csv",
         structure=f"{RESULTS}/tidy/navigation_structure.csv",
     output:
-        figure("navigation_heatmaps", "../report/fig_heatmaps.rst"),
-    params:
-        grid=config["name"],
+        **figure("navigation_heatmaps", "../report/fig_heatmaps.rst"),
     log:
         f"{RESULTS}/logs/navigation/fig_heatmaps.log",
     conda:
@@ -76,9 +75,7 @@ rule fig_navigation_rate_maps:
     input:
         f"{RESULTS}/tidy/navigation_rate_maps.csv",
     output:
-        figure("navigation_rate_maps", "../report/fig_rate_maps.rst"),
-    params:
-        grid=config["name"],
+        **figure("navigation_rate_maps", "../report/fig_rate_maps.rst"),
     log:
         f"{RESULTS}/logs/navigation/fig_rate_maps.log",
     conda:
@@ -92,9 +89,8 @@ rule fig_navigation_persistence:
         bars=f"{RESULTS}/tidy/navigation_persistence.csv",
         structure=f"{RESULTS}/tidy/navigation_structure.csv",
     output:
-        figure("navigation_persistence", "../report/fig_persistence.rst"),
+        **figure("navigation_persistence", "../report/fig_persistence.rst"),
     params:
-        grid=config["name"],
         first=first_cell("navigation"),
     log:
         f"{RESULTS}/logs/navigation/fig_persistence.log",

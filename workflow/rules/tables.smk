@@ -184,7 +184,7 @@ rule summary:
         language=[f"{RESULTS}/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
         adding=[f"{RESULTS}/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
     output:
-        summary=f"{RESULTS}/summary.md",
+        summary=report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Verdicts"),
         metrics=metrics_files(),
     params:
         claims=config["claims"],

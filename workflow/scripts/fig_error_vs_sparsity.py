@@ -1,15 +1,19 @@
 """Figure: navigation error against sparsity per regularizer (post-hoc pruning sweep).
 
-Reads the tidy sweep CSV; x is the measured global sparsity at each sweep level, y the
-decoding error, mean and std over seeds; one panel per training target.
+Reads the tidy sweep CSV; x is the pruned fraction of each sweep level, y the decoding
+error, mean and std over seeds; one panel per training target. The paper's reported
+error of each regularizer at that target (``paper_results.navigation``, main table) is
+marked with a black-edged diamond in the regularizer's colour, at x = the target.
 """
 
 import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 from plotting import empty, save, target_panels
-from tables_io import snakemake_job
+from tables_io import paper_values, snakemake_job
 
 
-def plot(sweep: pd.DataFrame, path: str) -> None:
+def plot(sweep: pd.DataFrame, paper_csv: str, path: str) -> None:
     data = sweep[sweep["status"] == "completed"].copy()
     if data.empty:
         empty(path, "no completed runs to sweep")
@@ -23,9 +27,38 @@ def plot(sweep: pd.DataFrame, path: str) -> None:
         "pruned fraction (levels below the target: model as trained)",
         "decoding error (cm)",
     )
+    labels = dict(zip(data["regularizer"], data["label"], strict=False))
+    order = list(dict.fromkeys(data["label"]))  # relplot's hue order: first appearance
+    colours = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
+    paper = paper_values(paper_csv, "main", "sparse")
+    for target in data["target"].unique():
+        ax = grid.axes_dict[f"trained to {100 * target:g} %"]
+        here = paper[((paper["target"] - target).abs() < 1e-9) & paper["regularizer"].isin(labels)]
+        for row in here.itertuples(index=False):
+            ax.scatter(
+                [target],
+                [row.paper_error_cm_mean],
+                marker="D",
+                s=36,
+                zorder=4,
+                color=colours[labels[row.regularizer]],
+                edgecolor="black",
+            )
+    handles = [Line2D([], [], color=colours[name], marker="o") for name in order]
+    handles.append(Line2D([], [], marker="D", linestyle="", color="white", markeredgecolor="black"))
+    grid.legend.remove()
+    grid.figure.legend(
+        handles=handles,
+        labels=[*order, "paper (Ng = 4096), at the target"],
+        title="regularizer",
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+    )
+    grid.set_axis_labels("", "decoding error (cm)")  # one x label for all panels (no overlap)
+    grid.figure.supxlabel("pruned fraction (levels below the target: model as trained)", y=-0.02)
     save(grid.figure, path)
 
 
 smk = snakemake_job(globals())
 if smk is not None:
-    plot(pd.read_csv(smk.input[0]), smk.output[0])
+    plot(pd.read_csv(smk.input.sweep), smk.input.paper, smk.output[0])

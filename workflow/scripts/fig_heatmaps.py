@@ -7,11 +7,11 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-from plotting import empty, label_scale, panel_grid, save
+from plotting import empty, panel_grid, save
 from tables_io import snakemake_job
 
 
-def plot(heatmaps: pd.DataFrame, structure: pd.DataFrame, path: str, grid: str) -> None:
+def plot(heatmaps: pd.DataFrame, structure: pd.DataFrame, path: str) -> None:
     if heatmaps.empty:
         empty(path, "no completed runs to show")
         return
@@ -30,10 +30,9 @@ def plot(heatmaps: pd.DataFrame, structure: pd.DataFrame, path: str, grid: str) 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("|W_hh| in geometry order (log10, block means)", fontsize=9)
-    label_scale(fig, grid)
     save(fig, path)
 
 
 smk = snakemake_job(globals())
 if smk is not None:
-    plot(pd.read_csv(smk.input.heatmaps), pd.read_csv(smk.input.structure), smk.output[0], smk.params.grid)
+    plot(pd.read_csv(smk.input.heatmaps), pd.read_csv(smk.input.structure), smk.output[0])

@@ -6,13 +6,13 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-from plotting import empty, label_scale, panel_grid, save
+from plotting import empty, panel_grid, save
 from tables_io import snakemake_job
 
 COLORS = {0: "tab:blue", 1: "tab:orange", 2: "tab:green"}
 
 
-def plot(bars: pd.DataFrame, structure: pd.DataFrame, first: tuple[float, int], path: str, grid: str) -> None:
+def plot(bars: pd.DataFrame, structure: pd.DataFrame, first: tuple[float, int], path: str) -> None:
     target, seed = first
     runs = structure[
         (np.isclose(structure["target"], target)) & (structure["seed"] == seed) & (structure["status"] == "completed")
@@ -43,7 +43,6 @@ def plot(bars: pd.DataFrame, structure: pd.DataFrame, first: tuple[float, int], 
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=6, loc="lower right")
     fig.suptitle("Persistence of the population activity over position (H0, H1, H2 long-lived)", fontsize=9)
-    label_scale(fig, grid)
     save(fig, path)
 
 
@@ -54,5 +53,4 @@ if smk is not None:
         pd.read_csv(smk.input.structure),
         (float(smk.params.first[0]), smk.params.first[1]),
         smk.output[0],
-        smk.params.grid,
     )

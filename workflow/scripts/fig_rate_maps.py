@@ -5,11 +5,11 @@ regularizer, one column per unit; blank = position bin never visited."""
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from plotting import empty, label_scale, save
+from plotting import empty, save
 from tables_io import snakemake_job
 
 
-def plot(maps: pd.DataFrame, path: str, grid: str) -> None:
+def plot(maps: pd.DataFrame, path: str) -> None:
     if maps.empty:
         empty(path, "no completed runs to show")
         return
@@ -34,10 +34,9 @@ def plot(maps: pd.DataFrame, path: str, grid: str) -> None:
             axes[row, col].set_axis_off()
         axes[row, 0].set_ylabel(label, fontsize=7)
     fig.suptitle("Rate maps of the most spatially varying hidden units (sparse models)", fontsize=9)
-    label_scale(fig, grid)
     save(fig, path)
 
 
 smk = snakemake_job(globals())
 if smk is not None:
-    plot(pd.read_csv(smk.input[0]), smk.output[0], smk.params.grid)
+    plot(pd.read_csv(smk.input[0]), smk.output[0])

@@ -13,9 +13,14 @@ sns.set_theme(style="whitegrid", context="paper")
 
 
 def save(fig: plt.Figure, path: str) -> None:
-    """Write ``fig`` as a 150-dpi PNG and close it."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as a 150-dpi PNG at ``path`` and as a PDF beside it (for papers),
+    stamped with the grid it was made at (``results/<grid>/figures/<name>.png``: the
+    folder above ``figures/``), and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.text(0.995, 0.005, f"grid: {path.parent.parent.name}", ha="right", va="bottom", fontsize=7, color="0.4")
     fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
 
 
@@ -45,14 +50,9 @@ def target_panels(data: pd.DataFrame, x: str, y: str, panel: str, xlabel: str, y
     )
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels(xlabel, ylabel)
+    grid.tick_params(axis="x", labelrotation=45)  # sweep levels sit close together
     grid.legend.set_title("regularizer")
     return grid
-
-
-def label_scale(fig: plt.Figure, grid: str) -> None:
-    """State the grid (``default``, ``smoke``, ``paper``) the figure was made at, in its
-    bottom-right corner, so a smoke or laptop figure is never mistaken for paper scale."""
-    fig.text(0.995, 0.005, f"grid: {grid}", ha="right", va="bottom", fontsize=7, color="0.4")
 
 
 def panel_grid(n: int, ncols: int, size: float = 2.2) -> tuple[plt.Figure, list[plt.Axes]]:
