@@ -25,7 +25,7 @@ def plot(heatmaps: pd.DataFrame, structure: pd.DataFrame, path: str) -> None:
         image = np.zeros((size, size))
         image[cells["row"], cells["col"]] = cells["abs_weight"]
         ax.imshow(np.log10(image + 1e-6 * image.max() + 1e-12), cmap="magma", interpolation="nearest")
-        title = f"{label}{'' if own.get(regularizer) is True else ' *'}"
+        title = f"{label}{'' if str(own.get(regularizer)) == 'True' else ' *'}"  # CSV bool or NaN
         ax.set_title("\n".join(textwrap.wrap(title, 26)), fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])

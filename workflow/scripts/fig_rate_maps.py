@@ -2,6 +2,8 @@
 units of each regularizer's sparse model (first target and seed): one row per
 regularizer, one column per unit; blank = position bin never visited."""
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -32,7 +34,7 @@ def plot(maps: pd.DataFrame, path: str) -> None:
             ax.set_title(f"unit {unit}", fontsize=6)
         for col in range(len(cells["unit"].drop_duplicates()), ncols):
             axes[row, col].set_axis_off()
-        axes[row, 0].set_ylabel(label, fontsize=7)
+        axes[row, 0].set_ylabel("\n".join(textwrap.wrap(label, 16)), fontsize=6)
     fig.suptitle("Rate maps of the most spatially varying hidden units (sparse models)", fontsize=9)
     save(fig, path)
 
