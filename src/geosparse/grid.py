@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from geosparse.spaces import SPACE_SPECS
 from geosparse.spaces import has_positions as space_has_positions
 
 
@@ -31,7 +32,8 @@ def run_assignments(base_config: dict, sets: dict[str, Any], target: float, lott
         **base_config["regularizer"],
         "space": values.get("regularizer.space", base_config["regularizer"]["space"]),
     }
-    if not has_positions(regularizer) and base_config["regularizer"]["learn_embedding"]:
+    known = regularizer["space"] in SPACE_SPECS  # an unknown one is named by the run schema next
+    if known and not has_positions(regularizer) and base_config["regularizer"]["learn_embedding"]:
         values["regularizer.learn_embedding"] = False
     values["pruning.target"] = float(target)
     values["lottery_ticket.enabled"] = lottery
