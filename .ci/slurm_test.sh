@@ -141,9 +141,10 @@ check "train adding" rule_train_wildcards_adding_ "$ADD_RUNS" no 1
 check sweep_navigation "rule_sweep_navigation[_ ]" "$NAV_RUNS" no
 check sparse_inference_navigation "rule_sparse_inference_navigation[_ ]" "$NAV_RUNS" no
 check connectivity_navigation "rule_connectivity_navigation[_ ]" 1 no
+check structure_navigation "rule_structure_navigation[_ ]" "$NAV_RUNS" no
 for rule in $(rule_of < jobs.txt | sort -u); do
     case "$rule" in
-        train|sweep_navigation|sparse_inference_navigation|connectivity_navigation) ;;
+        train|sweep_navigation|sparse_inference_navigation|connectivity_navigation|structure_navigation) ;;
         *) log "FAIL: $rule went to SLURM (a localrule)"; exit 1;;
     esac
 done
