@@ -355,7 +355,7 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     model file, not the initial ones rebuilt from the config."""
     run = tmp_path / "run"
     assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
-    trained = torch.load(run / "checkpoint.pt", weights_only=True)["task"]["regularizer"]
+    trained = torch.load(run / "checkpoint.pt", weights_only=True)["task_state"]["regularizer"]
     (run / "checkpoint.pt").unlink()  # as rule train does
     loaded, _ = load_run(run)
     for key, value in trained.items():

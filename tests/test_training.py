@@ -472,7 +472,7 @@ def test_learned_embedding_run_keeps_positions_on_the_sphere(tmp_path):
     metrics = train(out, *LEARNED)
     assert metrics["status"] == "completed"
     saved = load_checkpoint(out / "checkpoint.pt")
-    positions = saved["task"]["regularizer"]["positions"]
+    positions = saved["task_state"]["regularizer"]["positions"]
     assert positions.shape == (32, 3)
     assert torch.allclose(positions.norm(dim=1), torch.ones(32), atol=1e-5)
     from geosparse.regularizer import ModuliRegularizer

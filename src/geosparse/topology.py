@@ -15,10 +15,10 @@ A torus gives (1, 2, 1), a circle (1, 1, 0), a disk or a square arena (1, 0, 0).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+
+from geosparse.runio import finite_or_none
 
 LONG_LIVED_FACTOR = 1.5
 """A bar is long-lived when it lives this many times the longest finite H0 bar."""
@@ -85,4 +85,4 @@ def long_lived(diagrams: list[np.ndarray], factor: float = LONG_LIVED_FACTOR) ->
 
 def finite_or_none_pairs(diagram: np.ndarray) -> list[list[float | None]]:
     """A diagram as JSON-safe ``[birth, death]`` pairs (an infinite death is None)."""
-    return [[float(b), float(d) if math.isfinite(d) else None] for b, d in diagram]
+    return [[float(b), finite_or_none(float(d))] for b, d in diagram]

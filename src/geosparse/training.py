@@ -206,13 +206,9 @@ class Trainer:
     def _checkpoint(self, state: dict, optimizer: torch.optim.Optimizer | None) -> None:
         save_checkpoint(
             self.checkpoint_path,
-            {
+            {  # what a finished phase's file holds, plus what resuming inside a phase needs
+                **self.run.final_state(state["phase"]),
                 **state,
-                "config": self.config,
-                "seed": self.seed,
-                "model": self.run.model.state_dict(),
-                "masks": self.run.pruner.state_dict(),
-                "task": self.task.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "torch_rng": _rng_state(self.device),
             },
@@ -248,7 +244,7 @@ class Trainer:
         self.run.model.load_state_dict(saved["model"])
         self.run.pruner.load_state_dict(saved["masks"])
         self.task.start_phase(saved["phase"])
-        self.task.load_state_dict(saved["task"])
+        self.task.load_state_dict(saved["task_state"])
         _set_rng_state(saved["torch_rng"], self.device)
         state = {key: saved[key] for key in state}
         self.log.info("resuming %s at epoch %d (%s)", state["phase"], state["epoch"], self.checkpoint_path)

@@ -16,8 +16,7 @@ def plot(heatmaps: pd.DataFrame, structure: pd.DataFrame, path: str) -> None:
         empty(path, "no completed runs to show")
         return
     own = structure.drop_duplicates("regularizer").set_index("regularizer")["own_positions"]
-    labels = heatmaps.drop_duplicates("regularizer")[["regularizer", "label"]].itertuples(index=False)
-    labels = list(labels)
+    labels = list(heatmaps.drop_duplicates("regularizer")[["regularizer", "label"]].itertuples(index=False))
     fig, axes = panel_grid(len(labels), ncols=4)
     for ax, (regularizer, label) in zip(axes, labels, strict=True):
         cells = heatmaps[heatmaps["regularizer"] == regularizer]
