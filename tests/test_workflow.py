@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, subprocess_env
@@ -30,8 +31,8 @@ def job_counts(output: str) -> dict[str, int]:
 
 def train_counts(output: str) -> dict[str, int]:
     """``task -> training jobs`` of rule ``train`` in a dry run (its outputs
-    ``results/<grid>/<task>/<run>/metrics.json``)."""
-    tasks = [re.match(r"results/[^/]+/(\w+)/[^/]+/metrics\.json$", path) for path in planned_outputs(output)]
+    ``results/<grid>/runs/<task>/<run>/metrics.json``)."""
+    tasks = [re.match(r"results/[^/]+/runs/(\w+)/[^/]+/metrics\.json$", path) for path in planned_outputs(output)]
     found: dict[str, int] = {}
     for match in filter(None, tasks):
         found[match[1]] = found.get(match[1], 0) + 1
@@ -159,6 +160,34 @@ def test_dvc_params_name_the_grid_of_their_config():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert params["grid"] == grid_name(params["pipeline_config"])
     assert "results/${grid}/" in (REPO / "dvc.yaml").read_text()
+
+
+def test_dvc_tracks_every_enabled_task_and_plots_what_the_grid_draws():
+    """dvc.yaml's outputs cover the runs of every task (one ``runs/`` folder) and every
+    tidy CSV, table and figure; its image plots are the navigation figures the default
+    grid builds, its data plot the sweep CSV with one line per regularizer (the template
+    colours by ``label``); the selected grid file's keys are params (``dvc exp run -S``)."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    stage = dvc["stages"]["pipeline"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    assert {"results/${grid}/runs", "results/${grid}/tidy", "results/${grid}/tables", "results/${grid}/figures"} <= set(
+        outs
+    )
+    runs = next(o for o in stage["outs"] if isinstance(o, dict) and "results/${grid}/runs" in o)
+    assert runs["results/${grid}/runs"].get("cache", True) and runs["results/${grid}/runs"]["persist"]
+    params = [next(iter(p)) if isinstance(p, dict) else p for p in stage["params"]]
+    assert "${pipeline_config}" in params and "config/config.yaml" in params
+    result = snakemake("-n", "--forceall", "--configfile", "config/config.yaml")
+    assert result.returncode == 0, result.stderr
+    figures = {p for p in planned_outputs(result.stdout + result.stderr) if p.endswith(".png")}
+    images = {p.replace("${grid}", "default") for p in dvc["plots"] if isinstance(p, str)}
+    assert images == figures
+    (sweep,) = [p for p in dvc["plots"] if isinstance(p, dict)]
+    ((path, spec),) = sweep.items()
+    assert path == "results/${grid}/tidy/navigation_sweep.csv"
+    template = json.loads((REPO / spec["template"]).read_text())
+    assert template["encoding"]["color"]["field"] == "label"
+    assert template["encoding"]["y"]["aggregate"] == "mean"
 
 
 def test_language_and_adding_grids():
@@ -320,7 +349,7 @@ def smoke(tmp_path_factory) -> Path:
     """The smoke workflow run end to end in a copy of the workflow, plus its report."""
     work = tmp_path_factory.mktemp("workflow") / "repo"
     work.mkdir()
-    for name in ("Snakefile", "workflow", "config", "data/wikitext-2-excerpt"):
+    for name in ("Snakefile", "workflow", "config", "src", "data/wikitext-2-excerpt"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     run = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=work, timeout=600)
@@ -418,11 +447,26 @@ def test_smoke_rerun_is_a_no_op(smoke):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_workflow_runs_record_the_snakemake_and_library_versions(smoke):
+    """Every run of the smoke grid (all tasks) records the Snakemake that ran it, numpy
+    and torch; structure.json records ripser too."""
+    import snakemake as snakemake_package
+
+    runs = sorted((smoke / "runs").glob("*/*/metrics.json"))
+    assert {p.parts[-3] for p in runs} == {"navigation", "language", "adding"}
+    for path in runs:
+        versions = json.loads(path.read_text())["versions"]
+        assert versions["snakemake"] == snakemake_package.__version__, path
+        assert versions["numpy"] != "none" and versions["torch"].startswith(torch.__version__.split("+")[0])
+    structure = json.loads(next((smoke / "runs" / "navigation").glob("*/structure.json")).read_text())
+    assert structure["versions"]["ripser"] != "none"
+
+
 @pytest.mark.slow
 def test_a_deleted_run_file_is_rebuilt_and_the_tables_follow(smoke, tmp_path):
     """Delete one run's metrics.json: the plan retrains that run (only it) and redoes the
     aggregation, tables and summary that read it."""
-    metrics = smoke / "navigation" / "torus_dog-t0.9-s0" / "metrics.json"
+    metrics = smoke / "runs" / "navigation" / "torus_dog-t0.9-s0" / "metrics.json"
     saved = tmp_path / "metrics.json"
     shutil.copy2(metrics, saved)
     metrics.unlink()
@@ -504,6 +548,6 @@ def test_readme_outputs_table_matches_the_smoke_results(smoke):
         assert list(smoke.glob(pattern.rstrip("/"))), f"README lists {pattern}, the smoke grid has none"
     for path in smoke.rglob("*"):
         rel = path.relative_to(smoke)
-        if path.is_dir() or rel.parts[0] in ("logs", "navigation", "language", "adding", "metrics"):
+        if path.is_dir() or rel.parts[0] in ("logs", "runs", "metrics"):
             continue
         assert any(rel.match(p) for p in patterns), f"{rel} is not in the README's outputs table"

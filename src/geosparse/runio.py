@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -152,21 +153,31 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _numpy_version() -> str:
+SNAKEMAKE_ENV = "GEOSPARSE_SNAKEMAKE_VERSION"
+"""Environment variable the Snakemake workflow sets for its jobs (workflow/rules/common.smk;
+a literal there, as common.smk must not import torch), so a run records the Snakemake
+that made it."""
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``"none"``."""
     try:
-        import numpy
-    except ImportError:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
         return "none"
-    return numpy.__version__
 
 
-def versions() -> dict[str, str]:
+def versions(*extra: str) -> dict[str, str]:
+    """Versions behind a result: geosparse, torch (with its build tag), numpy and the
+    ``extra`` packages (``"none"`` when not installed), Python, CUDA, and the Snakemake
+    that ran the job (``"none"`` outside the workflow)."""
     return {
         "geosparse": geosparse.__version__,
         "torch": torch.__version__,
-        "numpy": _numpy_version(),
+        **{name: package_version(name) for name in ("numpy", *extra)},
         "python": sys.version.split()[0],
         "cuda": torch.version.cuda or "none",
+        "snakemake": os.environ.get(SNAKEMAKE_ENV, "none"),
     }
 
 

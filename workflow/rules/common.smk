@@ -18,8 +18,22 @@ from pathlib import Path
 
 import yaml
 
+import snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+SRC = str(Path(workflow.current_basedir).resolve().parents[1] / "src")
+"""The geosparse package every job runs: this checkout's ``src/``, whatever the
+environment (a venv with ``pip install -e .``, or the dependency-only conda env of
+``--sdm conda``, which does not install the package). Jobs, scripts and cluster jobs
+inherit the environment set here, and every parse of this file sets it again."""
+sys.path.insert(0, SRC)
+_pythonpath = os.environ.get("PYTHONPATH", "")
+os.environ.update({
+    "PYTHONPATH": _pythonpath if _pythonpath.split(os.pathsep)[0] == SRC
+    else os.pathsep.join(filter(None, [SRC, _pythonpath])),
+    "GEOSPARSE_SNAKEMAKE_VERSION": snakemake.__version__,  # geosparse.runio.SNAKEMAKE_ENV
+})
 
 from geosparse.config import PORTABLE_CPU_KERNELS, ConfigError, extends_chain, resolve, schema_errors
 from geosparse.grid import has_positions, run_assignments
@@ -48,6 +62,9 @@ if config["cpu_kernels"] == "portable":
 
 RESULTS = f"results/{config['name']}"
 """Every output of this grid lives below this folder (``name`` from the config)."""
+
+RUNS = f"{RESULTS}/runs"
+"""Every trained run of the grid: ``<RUNS>/<task>/<run-id>/`` (one DVC output, cached)."""
 
 RUN_ID = "{regularizer}-t{target}-s{seed}"
 """Run directory name: named regularizer, target sparsity, seed."""
@@ -108,8 +125,8 @@ def run_ids(task):
 
 
 def run_files(task, name):
-    """``results/<grid>/<task>/<run-id>/<name>`` for every run of the grid, in ``run_records`` order."""
-    return [f"{RESULTS}/{task}/{run}/{name}" for run in run_ids(task)]
+    """``results/<grid>/runs/<task>/<run-id>/<name>`` for every run of the grid, in ``run_records`` order."""
+    return [f"{RUNS}/{task}/{run}/{name}" for run in run_ids(task)]
 
 
 @functools.cache

@@ -25,7 +25,7 @@ rule wikitext2:
     conda:
         "../envs/geosparse.yaml"
     shell:
-        "geosparse data wikitext2 --dest {params.dest:q} --config {input.spec:q} > {log:q} 2>&1"
+        "python -m geosparse data wikitext2 --dest {params.dest:q} --config {input.spec:q} > {log:q} 2>&1"
 
 
 # Downloads run where Snakemake runs (compute nodes often have no internet).

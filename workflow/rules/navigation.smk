@@ -6,9 +6,9 @@ moduli-distance figure."""
 rule sweep_navigation:
     """Prune one finished run further to each sweep level and evaluate."""
     input:
-        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RUNS}/navigation/{RUN_ID}/metrics.json",
     output:
-        f"{RESULTS}/navigation/{RUN_ID}/sweep.json",
+        f"{RUNS}/navigation/{RUN_ID}/sweep.json",
     params:
         levels=grid("navigation")["sweep_levels"],
         rundir=lambda wc, input: Path(input.metrics).parent,
@@ -19,14 +19,14 @@ rule sweep_navigation:
         "../envs/geosparse.yaml"
     shell:
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse sweep navigation --run {params.rundir:q} --levels {params.levels:q} "
+        "python -m geosparse sweep navigation --run {params.rundir:q} --levels {params.levels:q} "
         "--out {output:q} > {log:q} 2>&1"
 
 
 rule connectivity_navigation:
     """|W_hh| against moduli distance for the geometric runs (first target and seed)."""
     input:
-        [f"{RESULTS}/navigation/{r['run_id']}/metrics.json" for r in geometric_runs("navigation")],
+        [f"{RUNS}/navigation/{r['run_id']}/metrics.json" for r in geometric_runs("navigation")],
     output:
         f"{RESULTS}/tidy/navigation_connectivity.csv",
     params:
@@ -46,9 +46,9 @@ rule sparse_inference_navigation:
     geometry order). Timings are taken on whatever else the machine runs at the time:
     the JSON records the load average before and after."""
     input:
-        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RUNS}/navigation/{RUN_ID}/metrics.json",
     output:
-        f"{RESULTS}/navigation/{RUN_ID}/inference.json",
+        f"{RUNS}/navigation/{RUN_ID}/inference.json",
     params:
         rundir=lambda wc, input: Path(input.metrics).parent,
         batches=grid("navigation")["sparse_inference"]["batches"],
@@ -62,7 +62,7 @@ rule sparse_inference_navigation:
         "../envs/geosparse.yaml"
     shell:
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse benchmark-inference --run {params.rundir:q} --out {output:q} "
+        "python -m geosparse benchmark-inference --run {params.rundir:q} --out {output:q} "
         "--batch {params.batches:q} --steps {params.steps:q} --blocksize {params.blocksize:q} "
         "--min-run-time {params.min_run_time:q} --threads {threads} > {log:q} 2>&1"
 
@@ -71,9 +71,9 @@ rule structure_navigation:
     """Connectivity locality, ordered |W_hh| heatmap, rate maps and persistent homology of
     one finished run (geosparse.structure, geosparse.topology)."""
     input:
-        metrics=f"{RESULTS}/navigation/{RUN_ID}/metrics.json",
+        metrics=f"{RUNS}/navigation/{RUN_ID}/metrics.json",
     output:
-        f"{RESULTS}/navigation/{RUN_ID}/structure.json",
+        f"{RUNS}/navigation/{RUN_ID}/structure.json",
     params:
         settings=grid("navigation")["structure"],
     threads: 1

@@ -13,7 +13,7 @@ rule train:
     output:
         # model_sparse.pt (and model_lottery.pt) are written beside it unless the run
         # diverged; downstream rules read them through metrics.json's status.
-        metrics=f"{RESULTS}/{{task}}/{RUN_ID}/metrics.json",
+        metrics=f"{RUNS}/{{task}}/{RUN_ID}/metrics.json",
     wildcard_constraints:
         task="|".join(config["tasks"]),
     params:
@@ -33,6 +33,6 @@ rule train:
         # The checkpoint only serves to resume an interrupted job; a finished run drops
         # it, so a rerun (changed params or inputs) starts fresh.
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "geosparse train {wildcards.task} --config {input.config:q} --seed {wildcards.seed} "
+        "python -m geosparse train {wildcards.task} --config {input.config:q} --seed {wildcards.seed} "
         "--out {params.outdir:q} --device {params.device:q} {params.sets} > {log:q} 2>&1 "
         "&& rm -f {params.outdir:q}/checkpoint.pt"

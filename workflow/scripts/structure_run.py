@@ -17,7 +17,7 @@ import torch
 from tables_io import snakemake_job
 
 from geosparse.files import read_json
-from geosparse.runio import derive_seed, write_json
+from geosparse.runio import derive_seed, versions, write_json
 from geosparse.runs import load_finished
 from geosparse.structure import REFERENCE_SPACE, locality, ordered_magnitude, positions_of
 from geosparse.tasks.navigation import TrajectoryGenerator
@@ -80,6 +80,7 @@ def analyse(run_dir: Path, settings: dict) -> dict:
         "long_lived_threshold": threshold,
         "long_lived_rule": f"lifetime > {LONG_LIVED_FACTOR:g} x the longest finite H0 bar; H0 counts the infinite bar",
         "settings": settings,
+        "versions": versions("ripser"),
     }
 
 
