@@ -60,8 +60,10 @@ def main() -> None:
     check(sorted(set(runs["seed"])) == seeds, f"dvc exp run -S seeds={seeds}: the tidy runs have seeds {seeds}")
     table = pd.read_csv(f"results/{grid}/tables/navigation_error.csv")
     check((table["n_runs"] == 1).all(), "and the error table counts one run per cell")
-    check(yaml.safe_load(Path(grid_file).read_text())["tasks"]["navigation"]["seeds"] == seeds,
-          f"the experiment set {grid_file} (applied to the workspace)")
+    check(
+        yaml.safe_load(Path(grid_file).read_text())["tasks"]["navigation"]["seeds"] == seeds,
+        f"the experiment set {grid_file} (applied to the workspace)",
+    )
     check(dvc("status") == UP_TO_DATE, "dvc status after the experiment: up to date")
 
 

@@ -433,7 +433,7 @@ def test_portable_cpu_kernels_reach_every_training_job(smoke):
     environment and ran torch's AVX2 kernels (the CI machine has AVX-512)."""
     from geosparse.config import PORTABLE_CPU_KERNELS
 
-    files = sorted(smoke.glob("*/*/metrics.json"))
+    files = sorted(smoke.glob("runs/*/*/metrics.json"))
     assert len(files) == 20
     for path in files:
         machine = json.loads(path.read_text())["machine"]
