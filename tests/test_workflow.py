@@ -190,6 +190,18 @@ def test_dvc_tracks_every_enabled_task_and_plots_what_the_grid_draws():
     assert template["encoding"]["y"]["aggregate"] == "mean"
 
 
+def test_dvc_lock_is_the_shipped_default_pipeline():
+    """dvc.lock (committed) records the pipeline of the shipped params.yaml: its command,
+    its params and outputs under results/<grid>/, with a hash for every output."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    stage = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]["pipeline"]
+    assert stage["cmd"] == f"snakemake --cores all --configfile {params['pipeline_config']}"
+    assert stage["params"]["params.yaml"] == params
+    expected = {f"results/{params['grid']}/{folder}" for folder in ("runs", "tables", "figures")}
+    assert {o["path"] for o in stage["outs"]} >= expected
+    assert all(o.get("md5") for o in stage["outs"])
+
+
 def test_language_and_adding_grids():
     """Off by default; on (with real WikiText-2 for language) in smoke and paper."""
     assert grid_size("config/config.yaml", "language") == grid_size("config/config.yaml", "adding") == 0
