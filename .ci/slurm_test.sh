@@ -89,7 +89,7 @@ sinfo -h -o %T | grep -qE '^(idle|mixed)' || { log "FAIL: node not idle"; sinfo 
 # the smoke workflow in a copy of the repository, through the SLURM profile
 log "workflow copy: $WORK"
 mkdir -p "$WORK"
-cp -r "$REPO/Snakefile" "$REPO/workflow" "$REPO/config" "$REPO/profiles" "$WORK/"
+cp -r "$REPO/Snakefile" "$REPO/workflow" "$REPO/config" "$REPO/profiles" "$REPO/src" "$WORK/"   # src/: what the jobs import
 mkdir -p "$WORK/data" && cp -r "$REPO/data/wikitext-2-excerpt" "$WORK/data/"   # nothing beside the copy
 cd "$WORK"
 START=$SECONDS
