@@ -20,6 +20,11 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+SNAKEMAKE_ENV = "GEOSPARSE_SNAKEMAKE_VERSION"
+"""Environment variable the Snakemake workflow sets for its jobs (workflow/rules/common.smk),
+so a run records the Snakemake that made it (``runio.versions``). Here, not in runio,
+because the workflow imports this module and must not import torch."""
+
 PORTABLE_CPU_KERNELS = {"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 """Environment that pins torch's CPU kernel paths to AVX2 (MKL's conditional numerical
 reproducibility branch and ATen's vectorised kernels), so a CPU with AVX-512 computes

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import torch
 
 import geosparse
-from geosparse.config import InputError
+from geosparse.config import SNAKEMAKE_ENV, InputError
 
 TEMP_SUFFIX = ".tmp"
 """Atomic writes go to ``.<name>.<random>.tmp`` beside the target, then are renamed."""
@@ -151,12 +151,6 @@ def machine() -> dict[str, Any]:
             if k in os.environ
         },
     }
-
-
-SNAKEMAKE_ENV = "GEOSPARSE_SNAKEMAKE_VERSION"
-"""Environment variable the Snakemake workflow sets for its jobs (workflow/rules/common.smk;
-a literal there, as common.smk must not import torch), so a run records the Snakemake
-that made it."""
 
 
 def package_version(name: str) -> str:

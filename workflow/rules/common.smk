@@ -28,14 +28,17 @@ environment (a venv with ``pip install -e .``, or the dependency-only conda env 
 ``--sdm conda``, which does not install the package). Jobs, scripts and cluster jobs
 inherit the environment set here, and every parse of this file sets it again."""
 sys.path.insert(0, SRC)
+
+from geosparse.config import (
+    PORTABLE_CPU_KERNELS, SNAKEMAKE_ENV, ConfigError, extends_chain, resolve, schema_errors,
+)
+
 _pythonpath = os.environ.get("PYTHONPATH", "")
 os.environ.update({
     "PYTHONPATH": _pythonpath if _pythonpath.split(os.pathsep)[0] == SRC
     else os.pathsep.join(filter(None, [SRC, _pythonpath])),
-    "GEOSPARSE_SNAKEMAKE_VERSION": snakemake.__version__,  # geosparse.runio.SNAKEMAKE_ENV
+    SNAKEMAKE_ENV: snakemake.__version__,
 })
-
-from geosparse.config import PORTABLE_CPU_KERNELS, ConfigError, extends_chain, resolve, schema_errors
 from geosparse.grid import has_positions, run_assignments
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
