@@ -3,6 +3,7 @@ divergence, resume after SIGKILL, checkpoint guard, lottery ticket."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import signal
 import subprocess
@@ -514,7 +515,10 @@ def test_zero_threshold_is_applied_on_a_copy_at_evaluation(tmp_path):
     assert masks_only["eval_rule"].startswith("pruning masks only")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@CUDA
 def test_resume_on_cuda(tmp_path, monkeypatch):
     """Checkpoints are loaded with map_location=cuda; the data-stream RNG state must still load."""
 
@@ -534,10 +538,11 @@ def test_resume_on_cuda(tmp_path, monkeypatch):
     assert "resuming sparse at epoch 1" in (tmp_path / "crashed" / "train.log").read_text()
 
 
-def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_path):
-    """training.precision: fp32 (the CPU default, TF32 off) and bf16 (bfloat16 autocast of
-    the forward pass, float32 master weights) both run on the CPU; metrics.json says what
-    ran; pruned weights of the bf16 model are exact zeros in float32."""
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_path, device):
+    """training.precision: fp32 (TF32 off) and bf16 (bfloat16 autocast of the forward
+    pass, float32 master weights) both run, on the CPU and on a GPU; metrics.json says
+    what ran; pruned weights of the bf16 model are exact zeros in float32."""
     names = {
         "encoder": "encoder.weight",
         "W_ih": "rnn.weight_ih_l0",
@@ -547,13 +552,15 @@ def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_pa
     results = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / precision
-        assert main(cli_args(out, f"training.precision={precision}")) == 0
+        args = cli_args(out, f"training.precision={precision}")
+        args[args.index("--device") + 1] = device
+        assert main(args) == 0
         metrics = read_metrics(out)
         assert metrics["precision"] == {
             "setting": precision,
             "autocast_dtype": "bfloat16" if precision == "bf16" else None,
             "master_weights": "float32",
-            "device_type": "cpu",
+            "device_type": device,
             "tf32_matmul": False,
             "tf32_cudnn": False,
             "float32_matmul_precision": "highest",
@@ -578,3 +585,18 @@ def test_tf32_precision_sets_the_cuda_switches(tmp_path):
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         precision.configure("fp32")
+
+
+def test_the_packed_runs_benchmark_computes_each_runs_own_loss_and_gradients():
+    """benchmarks/packed_step.py times K runs as one batched graph; what it times must be
+    the K runs' own computation: per-run losses and all four weights' gradients equal
+    those of the K models trained alone (float32, CPU), and the runs really differ."""
+    spec = importlib.util.spec_from_file_location("packed_step", REPO / "benchmarks" / "packed_step.py")
+    packed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(packed)
+    cpu = torch.device("cpu")
+    models = packed.make_models(3, 8, 16, cpu)
+    batch = packed.make_batch(3, 4, 5, 8, cpu)
+    assert packed.max_relative_difference(models, packed.stack_weights(models), batch) < 1e-5
+    losses = packed.packed_losses(packed.stack_weights(models), *batch)
+    assert losses.shape == (3,) and len(set(losses.tolist())) == 3
