@@ -33,6 +33,20 @@ def configure(precision: str) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
+def slow_cpu_warning(precision: str, device: torch.device) -> str | None:
+    """A warning when ``bf16`` runs on a CPU without bfloat16 instructions (AVX512-BF16 or
+    AMX): oneDNN then emulates the products, measured 11x slower per step than fp32
+    (docs/training_performance.md); ``None`` when nothing is wrong."""
+    if precision != "bf16" or device.type != "cpu":
+        return None
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        return None
+    return (
+        "training.precision bf16 on a CPU without AVX512-BF16 or AMX: its bfloat16 products are "
+        "emulated, about 11x slower per step than fp32 (docs/training_performance.md); use fp32 here"
+    )
+
+
 def autocast(precision: str, device: torch.device | None) -> contextlib.AbstractContextManager:
     """The forward-pass context: bfloat16 autocast on ``device`` for ``bf16``, else nothing."""
     if precision != "bf16":

@@ -25,6 +25,7 @@ from geosparse.config import InputError
 from geosparse.precision import autocast as precision_autocast
 from geosparse.precision import configure as configure_precision
 from geosparse.precision import describe as describe_precision
+from geosparse.precision import slow_cpu_warning
 from geosparse.pruning import lottery_ticket_reinit, scheduled_fraction
 from geosparse.runio import (
     derive_seed,
@@ -113,6 +114,8 @@ class Trainer:
     def train(self) -> dict:
         """Train every phase (resuming from ``checkpoint.pt``), write metrics.json, return it."""
         configure_precision(self.precision)
+        if warning := slow_cpu_warning(self.precision, self.device):
+            self.log.warning("%s", warning)
         for stale in remove_stale_temps(self.out):  # left by a process killed mid-write
             self.log.info("removed stale temporary file %s", stale)
         state, optimizer_state = self._resume_state()
