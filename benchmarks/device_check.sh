@@ -3,9 +3,13 @@
 # 15 device-minutes a session, at most 10 minutes a command, so few, full calls).
 #
 # Here, once, from the project root:   ../shared/tools/device-wheels.sh   (fills .whl/)
-# Then one device call per line, `carry: [".whl"]`, each well inside its 10 minutes:
-#   bash benchmarks/device_check.sh bench run:torus_dog:bf16:0      # ~3 + ~4 min
-#   bash benchmarks/device_check.sh run:none:bf16:0                 # ~4 min
+# Then one device call per line, `carry: [".whl"]`, with `timeout_s` 600:
+#   bash benchmarks/device_check.sh bench run:torus_dog:bf16:0      # ~3 min + one run
+#   bash benchmarks/device_check.sh run:none:bf16:0                 # one run
+# A run took 379-408 s in TF32 on an H100 (reference runs); bf16 aims at <= 180 s. With
+# the machine's start-up counted, 15 device-minutes may hold only the first call: bench
+# comes first, so its files are back even when the run is cut off (its log then has the
+# per-epoch times, enough to extrapolate the full run's wall time).
 #
 # Parts, run in the order given:
 #   bench                 CUDA tests; train_step.py at paper size per precision (fp32, tf32,
