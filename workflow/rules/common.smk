@@ -183,13 +183,14 @@ def geometric_runs(task):
 def _check_grid():
     """Fail before any job: unknown regularizer names, or a run config the run schema rejects."""
     known = sorted(config["regularizers"])
-    claims = config["claims"]
-    for role in ("geometric", "controls", "permuted"):
-        names = claims[role] if isinstance(claims[role], list) else [claims[role]]
-        unknown = [r for r in names if r not in config["regularizers"]]
-        if unknown:
-            raise WorkflowError(f"config key 'claims.{role}': unknown regularizer(s) {unknown}; "
-                                f"allowed values: {known}")
+    for claim_task, claims in config["claims"].items():
+        for role in ("geometric", "controls", "permuted"):
+            names = claims.get(role, [])
+            names = names if isinstance(names, list) else [names]
+            unknown = [r for r in names if r not in config["regularizers"]]
+            if unknown:
+                raise WorkflowError(f"config key 'claims.{claim_task}.{role}': unknown regularizer(s) "
+                                    f"{unknown}; allowed values: {known}")
     for task, g in config["tasks"].items():
         unknown = [r for r in g["regularizers"] if r not in config["regularizers"]]
         if unknown:
