@@ -28,8 +28,10 @@ import table_navigation_inference
 import table_navigation_lottery
 import tables_io
 
-CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
-"""The shipped roles and thresholds (config/config.yaml ``claims``)."""
+ALL_CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
+CLAIMS = ALL_CLAIMS["navigation"]
+"""The shipped roles, targets and thresholds (config/config.yaml ``claims``)."""
+ADDING_CLAIMS = ALL_CLAIMS["adding"]
 
 PAPER = str(REPO / "config" / "paper_results" / "navigation.csv")
 
@@ -288,7 +290,11 @@ def _language_metrics(loss: float | None, corpus: str = "fixture", history: tupl
     }
 
 
-def _adding_metrics(mse: float | None) -> dict:
+ADDING_SCHEDULE = (0.0, 0.5, 0.85, 0.92, 0.95)
+"""Scheduled pruned fractions of the fake adding runs' epochs (two above 0.9)."""
+
+
+def _adding_metrics(mse: float | None, val_mse: tuple[float | None, ...] = (0.2, 0.01, 0.001, 0.002, 0.003)) -> dict:
     final = (
         None
         if mse is None
@@ -310,7 +316,10 @@ def _adding_metrics(mse: float | None) -> dict:
         "device": "cpu",
         "final": final,
         "lottery_ticket": None,
-        "history": [{"phase": "sparse", "epoch": 0, "loss": 0.5, "val_mse": 0.2}],
+        "history": [
+            {"phase": "sparse", "epoch": e, "pruned_fraction_target": f, "sparsity": f, "loss": 0.5, "val_mse": v}
+            for e, (f, v) in enumerate(zip(ADDING_SCHEDULE, val_mse, strict=False))
+        ],
     }
 
 
@@ -379,21 +388,79 @@ def test_adding_table_against_the_baseline(tmp_path):
         ],
     )
     runs = aggregate_runs.aggregate(paths, records, "adding")
-    tidy, display = table_adding.build(runs)
+    history = aggregate_history.aggregate(paths, records, "adding")
+    tidy, display = table_adding.build(runs, history, ADDING_CLAIMS["above"], ADDING_CLAIMS["rise"])
     torus = tidy.set_index("regularizer").loc["torus_dog"]
     assert torus["test_mse_mean"] == pytest.approx(0.15)
     assert torus["n_below_baseline"] == 1
+    assert torus["test_mse_per_seed"] == "s0=0.1000 s1=0.2000"
     assert tidy["baseline_mse"].round(3).tolist() == [0.167, 0.167]
     assert display["Below baseline"].tolist() == ["1/2", "0/2"]
     assert display["Diverged"].tolist() == ["0/2", "1/2"]
-    assert display["Test MSE"].tolist()[1] == "0.180"
-    text = "\n".join(summary.task_sections(None, tidy))
-    assert "## Adding problem" in text and "torus_dog at 95 %: test MSE 0.150" in text
+    assert display["Unstable"].tolist() == ["0/2", "1/2"]  # the diverged run is unstable
+    assert display["Test MSE"].tolist()[1] == "0.1800"
+    text = "\n".join(summary.task_sections(None, tidy, ADDING_CLAIMS))
+    assert "## Adding problem" in text and "torus_dog at 95 %: test MSE 0.1500" in text
+
+
+def test_adding_stability_is_the_rise_above_90_percent(tmp_path):
+    """rise = largest val MSE over the epochs above 0.9 / best val MSE before them."""
+    paths, records = _write(
+        tmp_path,
+        [
+            (_adding_metrics(0.01, (0.2, 0.01, 0.001, 0.002, 0.005)), _record("torus_dog", 0.95, 0)),  # 5x
+            (_adding_metrics(0.05, (0.2, 0.01, 0.001, 0.02, 0.011)), _record("none", 0.95, 0)),  # 20x
+            (_adding_metrics(0.05, (0.2, 0.01, 0.001, None, 0.002)), _record("l1", 0.95, 0)),  # NaN above
+            (_adding_metrics(0.01, (0.2, 0.01, 0.001)), _record("l1", 0.8, 0)),  # target not above 0.9
+        ],
+    )
+    runs = aggregate_runs.aggregate(paths, records, "adding")
+    history = aggregate_history.aggregate(paths, records, "adding")
+    stability = table_adding.run_stability(history, runs, 0.9, 10.0).set_index("run_id")
+    assert stability.loc["torus_dog-t0.95-s0", "rise"] == pytest.approx(5.0)
+    assert stability.loc["torus_dog-t0.95-s0", "unstable"] is False
+    assert stability.loc["none-t0.95-s0", "rise"] == pytest.approx(20.0)
+    assert stability.loc["none-t0.95-s0", "unstable"] is True
+    assert stability.loc["l1-t0.95-s0", "unstable"] is True
+    assert stability.loc["l1-t0.8-s0", "unstable"] is None
+
+
+def _adding_table(cells: dict[str, tuple[list[float], int]]) -> pd.DataFrame:
+    """A tidy adding table at 95 %: regularizer -> (per-seed test MSEs, unstable runs)."""
+    return pd.DataFrame(
+        [
+            {
+                "regularizer": r,
+                "target": 0.95,
+                "n_runs": len(mses),
+                "test_mse_mean": sum(mses) / len(mses),
+                "n_below_baseline": sum(m < 1 / 6 for m in mses),
+                "n_unstable": unstable,
+            }
+            for r, (mses, unstable) in cells.items()
+        ]
+    )
+
+
+def test_adding_claim_verdicts():
+    replicated = {"torus_dog": ([0.01, 0.02], 0), "none": ([0.05, 0.1], 1), "l1": ([0.04, 0.06], 2)}
+    ok, text = summary.claim_adding(_adding_table(replicated), ADDING_CLAIMS)
+    assert ok is True and "rule: REPLICATED if no geometric run is unstable" in text
+    # a geometric run unstable: the sizes still order -> in direction
+    direction = {**replicated, "torus_dog": ([0.01, 0.02], 1)}
+    assert summary.claim_adding(_adding_table(direction), ADDING_CLAIMS)[0] == summary.DIRECTION
+    # a control never unstable and not twice worse: in direction at most
+    calm = {**replicated, "l1": ([0.02, 0.03], 0)}
+    assert summary.claim_adding(_adding_table(calm), ADDING_CLAIMS)[0] == summary.DIRECTION
+    # geometric worse than a control -> NOT replicated
+    worse = {**replicated, "torus_dog": ([0.08, 0.09], 0)}
+    assert summary.claim_adding(_adding_table(worse), ADDING_CLAIMS)[0] is False
+    assert summary.claim_adding(_adding_table({"none": ([0.05], 1)}), ADDING_CLAIMS)[0] is None
 
 
 def test_summary_language_section_says_fixture(language_runs):
     tidy, _ = table_language.build(aggregate_runs.aggregate(*language_runs, "language"))
-    text = "\n".join(summary.task_sections(tidy, None))
+    text = "\n".join(summary.task_sections(tidy, None, ADDING_CLAIMS))
     assert "## Language modelling (FIXTURE)" in text and "not WikiText-2 results" in text
     assert "REPLICATED" not in text and "verdict" in text  # measured numbers, no verdict
 

@@ -233,11 +233,18 @@ def figure(name, caption):
     }
 
 
+def task_inputs(task, path):
+    """``[path]`` if ``task`` is enabled in the grid, else ``[]`` (optional rule inputs)."""
+    return [path] if task in enabled_tasks() else []
+
+
 def metrics_files():
     """The files of ``<results>/metrics/`` for ``dvc metrics show``, one row each:
     ``claims.json``, then one per (regularizer, target) of the navigation grid, named as
     summary.py names them. Plain files, not a ``directory()`` output, so no Snakemake
     marker file becomes a row."""
+    if "navigation" not in enabled_tasks():
+        return [f"{RESULTS}/metrics/claims.json"] if "adding" in enabled_tasks() else []
     g = grid("navigation")
     return [f"{RESULTS}/metrics/claims.json",
             *(f"{RESULTS}/metrics/navigation_{r}_t{round(100 * float(t))}.json"
@@ -260,6 +267,9 @@ TASK_OUTPUTS = {
     ],
     "adding": [
         *expand(f"{RESULTS}/tables/adding_mse.{{ext}}", ext=["csv", "md", "tex"]),
+        f"{RESULTS}/figures/adding_val_mse.png",
+        f"{RESULTS}/figures/adding_val_mse.pdf",
+        f"{RESULTS}/summary.md",
     ],
 }
 """Final targets per task (tables, figures, summary)."""

@@ -57,6 +57,20 @@ rule fig_language_val_loss:
         "../scripts/fig_language_val_loss.py"
 
 
+rule fig_adding_val_mse:
+    """Validation MSE against the sparsity reached, per regularizer (the stability claim)."""
+    input:
+        history=f"{RESULTS}/tidy/adding_history.csv",
+    output:
+        **figure("adding_val_mse", "../report/fig_adding_val_mse.rst"),
+    log:
+        f"{RESULTS}/logs/adding/fig_val_mse.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_adding_val_mse.py"
+
+
 rule fig_navigation_heatmaps:
     input:
         heatmaps=f"{RESULTS}/tidy/navigation_heatmaps.csv",

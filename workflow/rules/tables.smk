@@ -162,8 +162,11 @@ rule table_adding:
     """Test MSE per regularizer and target beside the constant-prediction baseline."""
     input:
         runs=f"{RESULTS}/tidy/adding_runs.csv",
+        history=f"{RESULTS}/tidy/adding_history.csv",
     output:
         **table_outputs("adding_mse", "../report/table_adding_mse.rst"),
+    params:
+        claims=config["claims"]["adding"],
     log:
         f"{RESULTS}/logs/adding/table_mse.log",
     conda:
@@ -177,12 +180,12 @@ rule summary:
     language and adding tables (when their grids are enabled) and the sparse-inference
     table as measured numbers."""
     input:
-        error=f"{RESULTS}/tables/navigation_error.csv",
-        lottery=f"{RESULTS}/tables/navigation_lottery.csv",
-        runs=f"{RESULTS}/tidy/navigation_runs.csv",
-        inference=f"{RESULTS}/tables/navigation_inference.csv",
-        language=[f"{RESULTS}/tables/language_scores.csv"] if "language" in enabled_tasks() else [],
-        adding=[f"{RESULTS}/tables/adding_mse.csv"] if "adding" in enabled_tasks() else [],
+        error=task_inputs("navigation", f"{RESULTS}/tables/navigation_error.csv"),
+        lottery=task_inputs("navigation", f"{RESULTS}/tables/navigation_lottery.csv"),
+        runs=task_inputs("navigation", f"{RESULTS}/tidy/navigation_runs.csv"),
+        inference=task_inputs("navigation", f"{RESULTS}/tables/navigation_inference.csv"),
+        language=task_inputs("language", f"{RESULTS}/tables/language_scores.csv"),
+        adding=task_inputs("adding", f"{RESULTS}/tables/adding_mse.csv"),
     output:
         summary=report(f"{RESULTS}/summary.md", caption="../report/summary.rst", category="Verdicts"),
         metrics=metrics_files(),

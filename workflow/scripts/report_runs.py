@@ -91,7 +91,7 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
     paper = config["paper_results"]["navigation"]
     tidy, display = table_navigation_error.build(everything, paper)
     lottery, _ = table_navigation_lottery.build(runs, paper)
-    text, _ = summary.build(tidy[tidy["n_runs"] > 0], lottery, runs, config["claims"])
+    text, _ = summary.build(tidy[tidy["n_runs"] > 0], lottery, runs, config["claims"]["navigation"])
     return tidy, display, text
 
 

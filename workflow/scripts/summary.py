@@ -1,19 +1,23 @@
-"""results/<grid>/summary.md (the paper's navigation claims, in words with numbers) and
+"""results/<grid>/summary.md (the paper's claims, in words with numbers) and
 results/<grid>/metrics/ (small JSON files for ``dvc metrics show``: ``claims.json`` and
-one ``navigation_<regularizer>_t<target %>.json`` per table row), from the two tables;
-the language, adding and sparse-inference tables add measured numbers (no verdict).
+one ``navigation_<regularizer>_t<target %>.json`` per navigation table row), from the
+tables; the language and sparse-inference tables add measured numbers (no verdict).
 
-Verdict rules (stated in the summary itself; the regularizers' roles and the two
+Verdict rules (docs/claims.md; stated in the summary itself; roles, targets and
 thresholds are the config's ``claims`` section, validated with the grid):
-  (1) at 90 %: every ``geometric`` regularizer (torus_dog, klein_dog) has a mean error at
-      most ``well_below`` x the mean error of every ``control`` (none, l1): REPLICATED (the
-      paper's effect size). Short of that, if in every seed every geometric error is
-      below every control error (paired: runs of one seed share the initialisation
-      and the evaluation trajectories; >= 2 seeds): "replicated in direction, not in
-      size".
-  (2) at 98 %: every regularizer's mean error is above ``fail_cm``.
-  (3) lottery tickets at 90 %: the geometric masks retrain (mean lottery error) to at
-      most ``well_below`` x the ``permuted`` control's lottery error.
+  Navigation (``claims.navigation``):
+  (1) at ``target``: every ``geometric`` regularizer (torus_dog, klein_dog) has a mean
+      error at most ``well_below`` x the mean error of every ``control`` (none, l1):
+      REPLICATED (the paper's effect size). Short of that, if in every seed every
+      geometric error is below every control error (paired: runs of one seed share the
+      initialisation and the evaluation trajectories; >= 2 seeds): "replicated in
+      direction, not in size".
+  (2) at ``high_target``: every regularizer's mean error is above ``fail_cm``.
+  (3) lottery tickets at ``target``: the geometric masks retrain (mean lottery error) to
+      at most ``well_below`` x the ``permuted`` control's lottery error.
+  Adding problem (``claims.adding``): at ``target``, geometric runs stable above
+  ``above`` and below the baseline, every control unstable in some seed, and geometric
+  mean test MSE <= ``well_below`` x every control's (table_adding.py measures stability).
 A claim whose regularizers or target are not in the grid is "not tested".
 """
 
@@ -60,18 +64,19 @@ def _below_in_every_seed(runs: pd.DataFrame, low: list[str], high: list[str], ta
 
 def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tuple[bool | str | None, str]:
     """Claim (1): at 90 % the geometric errors are well below the controls'."""
-    means = _means(error, "error_cm_mean", 0.9)
+    target = claims["target"]
+    means = _means(error, "error_cm_mean", target)
     geo = {r: means[r] for r in claims["geometric"] if r in means}
     ctl = {r: means[r] for r in claims["controls"] if r in means}
     if not geo or not ctl:
         return None, (
-            f"needs target 0.9 with one of {claims['geometric']} and one of {claims['controls']} in the grid."
+            f"needs target {target:g} with one of {claims['geometric']} and one of {claims['controls']} in the grid."
         )
     well_below = claims["well_below"]
     ok: bool | str = max(geo.values()) <= well_below * min(ctl.values())
-    if not ok and _below_in_every_seed(runs, list(geo), list(ctl), 0.9):
+    if not ok and _below_in_every_seed(runs, list(geo), list(ctl), target):
         ok = DIRECTION
-    stds = _means(error, "error_cm_std", 0.9)
+    stds = _means(error, "error_cm_std", target)
     spread = ", ".join(f"{r} +- {stds[r]:.1f}" for r in [*geo, *ctl] if r in stds)
     return ok, (
         f"mean error {_fmt(geo)} vs controls {_fmt(ctl)} (std over seeds: {spread or 'n/a'}); "
@@ -82,27 +87,29 @@ def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tup
 
 
 def claim_high_sparsity(error: pd.DataFrame, claims: dict) -> tuple[bool | None, str]:
-    """Claim (2): at 98 % every regularizer fails."""
-    means = _means(error, "error_cm_mean", 0.98)
+    """Claim (2): at ``high_target`` (98 %) every regularizer fails."""
+    high = claims["high_target"]
+    means = _means(error, "error_cm_mean", high)
     if not means:
-        return None, "needs target 0.98 in the grid."
+        return None, f"needs target {high:g} in the grid."
     ok = min(means.values()) > claims["fail_cm"]
     best = min(means, key=means.get)
     return ok, (
-        f"lowest mean error at 98 %: {best} {means[best]:.1f} cm (all: {_fmt(means)}); "
+        f"lowest mean error at {100 * high:g} %: {best} {means[best]:.1f} cm (all: {_fmt(means)}); "
         f"rule: every error > {claims['fail_cm']:g} cm."
     )
 
 
 def claim_lottery(lottery: pd.DataFrame, claims: dict) -> tuple[bool | None, str]:
     """Claim (3): geometric masks retrain well, permuted masks much less so."""
-    means = _means(lottery, "lottery_error_cm_mean", 0.9)
-    sparse = _means(lottery, "sparse_error_cm_mean", 0.9)
+    target = claims["target"]
+    means = _means(lottery, "lottery_error_cm_mean", target)
+    sparse = _means(lottery, "sparse_error_cm_mean", target)
     geo = {r: means[r] for r in claims["geometric"] if r in means}
     permuted = claims["permuted"]
     if not geo or permuted not in means:
         return None, (
-            f"needs lottery_ticket: true, target 0.9, {permuted} and one of {claims['geometric']} in the grid."
+            f"needs lottery_ticket: true, target {target:g}, {permuted} and one of {claims['geometric']} in the grid."
         )
     ok = max(geo.values()) <= claims["well_below"] * means[permuted]
     pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted]}
@@ -129,16 +136,18 @@ def scale_note(runs: pd.DataFrame) -> str:
 
 
 def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles: dict) -> tuple[str, dict]:
-    """(summary Markdown, metrics dict); ``roles``: the config's ``claims`` section."""
+    """(navigation summary Markdown, metrics dict); ``roles``: the config's
+    ``claims.navigation`` section."""
     claims = {
         "claim1_geometry_at_90": claim_geometry(error, runs, roles),
         "claim2_all_fail_at_98": claim_high_sparsity(error, roles),
         "claim3_lottery_tickets": claim_lottery(lottery, roles),
     }
+    target, high = 100 * roles["target"], 100 * roles["high_target"]
     titles = {
-        "claim1_geometry_at_90": "(1) At 90 % sparsity only suitable geometry (torus, Klein "
+        "claim1_geometry_at_90": f"(1) At {target:g} % sparsity only suitable geometry (torus, Klein "
         "bottle DoG) keeps the error low, well below no regularizer and L1",
-        "claim2_all_fail_at_98": "(2) At 98 % sparsity every regularizer fails",
+        "claim2_all_fail_at_98": f"(2) At {high:g} % sparsity every regularizer fails",
         "claim3_lottery_tickets": "(3) Geometric masks are lottery tickets, permuted ones much less so",
     }
     lines = [
@@ -163,9 +172,50 @@ def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles:
     return "\n".join(lines) + "\n", metrics
 
 
-def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) -> list[str]:
-    """Summary lines of the language and adding tables: measured numbers only (PAPER.md
-    states no numbers or verdict rule for these tasks, so no verdict is given)."""
+def claim_adding(table: pd.DataFrame, claims: dict) -> tuple[bool | str | None, str]:
+    """The adding problem's claim (docs/claims.md): at ``target`` the geometric
+    regularizers stay stable above ``above`` with high fidelity where the controls
+    destabilise. ``table``: the tidy adding table (table_adding.py)."""
+    target = claims["target"]
+    rows = table[(table["target"] - target).abs() < 1e-9].set_index("regularizer")
+    geo = [r for r in claims["geometric"] if r in rows.index and rows.at[r, "n_runs"] > 0]
+    ctl = [r for r in claims["controls"] if r in rows.index and rows.at[r, "n_runs"] > 0]
+    if not geo or not ctl:
+        return None, (
+            f"needs target {target:g} with one of {claims['geometric']} and one of {claims['controls']} in the grid."
+        )
+
+    def mean(r: str) -> float:  # a cell whose runs all diverged counts as infinitely bad
+        value = rows.at[r, "test_mse_mean"]
+        return math.inf if pd.isna(value) else float(value)
+
+    def unstable(r: str) -> int:
+        return 0 if pd.isna(rows.at[r, "n_unstable"]) else int(rows.at[r, "n_unstable"])
+
+    stable = all(unstable(r) == 0 and rows.at[r, "n_below_baseline"] == rows.at[r, "n_runs"] for r in geo)
+    controls_unstable = all(unstable(r) >= 1 for r in ctl)
+    worst_geo, best_ctl = max(mean(r) for r in geo), min(mean(r) for r in ctl)
+    ok: bool | str = stable and controls_unstable and worst_geo <= claims["well_below"] * best_ctl
+    all_below = all(rows.at[r, "n_below_baseline"] == rows.at[r, "n_runs"] for r in geo)
+    if not ok and worst_geo < best_ctl and all_below:
+        ok = DIRECTION
+    cells = ", ".join(
+        f"{r} {mean(r):.4f} (unstable {unstable(r)}/{int(rows.at[r, 'n_runs'])}, "
+        f"below baseline {int(rows.at[r, 'n_below_baseline'])}/{int(rows.at[r, 'n_runs'])})"
+        for r in [*geo, *ctl]
+    )
+    return ok, (
+        f"mean test MSE at {100 * target:g} %: {cells}; rule: REPLICATED if no geometric run is "
+        f"unstable above {100 * claims['above']:g} % (validation MSE > {claims['rise']:g} x its best "
+        "before, or diverged) and each is below the baseline 0.167, every control has an unstable run, "
+        f"and every geometric mean <= {claims['well_below']} x every control mean; in direction if every "
+        "geometric mean is below every control mean and every geometric run below the baseline."
+    )
+
+
+def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None, adding_roles: dict) -> list[str]:
+    """Summary lines of the language table (measured numbers only: the paper states no
+    numbers or verdict rule for it) and of the adding table with its claim's verdict."""
     lines: list[str] = []
     if language is not None:
         corpora = sorted(set(language["data"]))
@@ -181,18 +231,24 @@ def task_sections(language: pd.DataFrame | None, adding: pd.DataFrame | None) ->
                 f"{int(row.n_diverged)}/{int(row.n_runs)}"
             )
     if adding is not None:
+        ok, text = claim_adding(adding, adding_roles)
         lines += [
             "",
             "## Adding problem",
             "",
-            "Measured numbers, no verdict; baseline (always 1) MSE 0.167; tables/adding_mse.md.",
+            f"- Moduli-regularized RNNs stay stable with high fidelity above {100 * adding_roles['above']:g} % "
+            f"sparsity where unregularized and plain-L1 ones destabilise: **{_verdict(ok)}**. {text}",
+            "",
+            "Per cell (baseline: always 1, MSE 0.167; tables/adding_mse.md):",
             "",
         ]
         for row in adding.itertuples(index=False):
             lines.append(
                 f"- {row.regularizer} at {100 * row.target:g} %: test MSE "
-                f"{_fmt_num(row.test_mse_mean, 3)}, below baseline {int(row.n_below_baseline)}/"
-                f"{int(row.n_runs)}, diverged {int(row.n_diverged)}/{int(row.n_runs)}"
+                f"{_fmt_num(row.test_mse_mean, 4)} ({row.test_mse_per_seed}), below baseline "
+                f"{int(row.n_below_baseline)}/{int(row.n_runs)}, unstable "
+                f"{'-' if pd.isna(row.n_unstable) else int(row.n_unstable)}/{int(row.n_runs)}, "
+                f"largest rise {_fmt_num(row.rise_max, 1)}x, diverged {int(row.n_diverged)}/{int(row.n_runs)}"
             )
     return lines
 
@@ -239,20 +295,24 @@ def _num(value: float) -> float | None:
 
 smk = snakemake_job(globals())
 if smk is not None:
-    text, metrics = build(
-        pd.read_csv(smk.input.error),
-        pd.read_csv(smk.input.lottery),
-        pd.read_csv(smk.input.runs),
-        smk.params.claims,
-    )
-    extra = task_sections(
-        pd.read_csv(smk.input.language[0]) if smk.input.language else None,
-        pd.read_csv(smk.input.adding[0]) if smk.input.adding else None,
-    )
-    extra += inference_section(pd.read_csv(smk.input.inference))
+    roles = smk.params.claims
+    text, metrics = "# Replication summary\n", {}
+    if smk.input.error:
+        text, metrics = build(
+            pd.read_csv(smk.input.error[0]),
+            pd.read_csv(smk.input.lottery[0]),
+            pd.read_csv(smk.input.runs[0]),
+            roles["navigation"],
+        )
+    adding = pd.read_csv(smk.input.adding[0]) if smk.input.adding else None
+    extra = task_sections(pd.read_csv(smk.input.language[0]) if smk.input.language else None, adding, roles["adding"])
+    if smk.input.inference:
+        extra += inference_section(pd.read_csv(smk.input.inference[0]))
+    if adding is not None:
+        metrics.setdefault("claims", {})["adding_stable_above_90"] = claim_adding(adding, roles["adding"])[0]
     if extra:
         text += "\n".join(extra) + "\n"
-    Path(smk.output.summary).write_text(text)
+    Path(smk.output.summary).write_text(text.lstrip("\n"))
     # One small file per row of `dvc metrics show`: the claims, then one per regularizer
     # and target (a few columns each, instead of one row of every number).
     folder = Path(smk.output.metrics[0]).parent
