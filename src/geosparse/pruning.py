@@ -10,6 +10,7 @@ checkpoint loads into an unpruned model and the sparse export reads exact zeros.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch
@@ -115,13 +116,22 @@ class MagnitudePruner:
 def lottery_ticket_reinit(model: nn.Module, pruner: MagnitudePruner, seed: int) -> None:
     """Re-initialise every submodule of ``model`` at random (seeded), keep the masks.
 
-    Uses each module's own ``reset_parameters`` under a forked, seeded global RNG, so
-    the caller's RNG state is untouched and the result depends on ``seed`` alone.
+    Each module's own ``reset_parameters`` runs on a CPU copy of the model under a
+    forked, seeded CPU RNG, and the new parameters of the modules that have one are
+    copied onto ``model``'s device: the result depends on ``seed`` alone, is the same on
+    every device, and the caller's RNG state (CPU and CUDA) is untouched.
     """
-    devices = [p.device for p in model.parameters() if p.device.type == "cuda"]
-    with torch.random.fork_rng(devices=sorted({d.index or 0 for d in devices})):
+    fresh = copy.deepcopy(model).to_empty(device="cpu")
+    pairs = [
+        (original, module)
+        for original, module in zip(model.modules(), fresh.modules(), strict=True)
+        if hasattr(module, "reset_parameters")
+    ]
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        for _, module in pairs:
+            module.reset_parameters()
+    for original, module in pairs:
+        for target, source in zip(original.parameters(recurse=False), module.parameters(recurse=False), strict=True):
+            target.copy_(source)
     pruner.apply_()

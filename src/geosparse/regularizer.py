@@ -86,6 +86,8 @@ class ModuliRegularizer(nn.Module):
             if positions is not None:
                 self.register_buffer("positions", positions.float())
             self.register_buffer("_coefficients", self._build(positions, order).float())
+        # decided once, on the CPU: a check per call would sync a GPU with the host every step
+        self._is_zero = self.strength == 0 or (not learn_embedding and not bool(self._coefficients.any()))
 
     @classmethod
     def l1_star(
@@ -130,7 +132,7 @@ class ModuliRegularizer(nn.Module):
     @property
     def is_zero(self) -> bool:
         """True when the penalty is identically zero (``none``, or strength 0)."""
-        return self.strength == 0 or (not self.learn_embedding and not bool(self._coefficients.any()))
+        return self._is_zero
 
     def reg(self, weight: torch.Tensor) -> torch.Tensor:
         """``strength * mean(R * |weight| ** p)`` for ``weight`` of shape ``(n, n)``."""

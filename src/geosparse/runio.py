@@ -55,9 +55,38 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor in its dicts, lists and tuples on the CPU; containers
+    without a tensor elsewhere are returned as they are (a CPU run's files stay byte-identical)."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        moved = {key: to_cpu(item) for key, item in value.items()}
+        if all(moved[key] is item for key, item in value.items()):
+            return value
+        copy = type(value)(moved)
+        if hasattr(value, "__dict__"):  # an OrderedDict state_dict's _metadata
+            copy.__dict__.update(value.__dict__)
+        return copy
+    if isinstance(value, (list, tuple)):
+        moved = [to_cpu(item) for item in value]
+        return value if all(a is b for a, b in zip(moved, value, strict=True)) else type(value)(moved)
+    return value
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically, every tensor moved to the CPU first: a file written on a
+    GPU loads on any machine and holds nothing of the device it was written on."""
+    state = to_cpu(state)
     atomic_write(Path(path), lambda fh: torch.save(state, fh))
+
+
+def generator_state(state: torch.Tensor) -> torch.Tensor:
+    """A saved ``torch.Generator`` state as ``set_state`` takes it: a CPU byte tensor.
+    Every random stream of a run is a CPU generator (the same numbers on every device);
+    its state may come back on another device from a file loaded with another
+    ``map_location``."""
+    return state.to(device="cpu", dtype=torch.uint8)
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
@@ -70,14 +99,17 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     return stale
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """``torch.load`` with ``weights_only=True`` (no arbitrary code from the file). A file
+def load_checkpoint(path: str | Path) -> dict:
+    """``torch.load`` onto the CPU, with ``weights_only=True`` (no arbitrary code from the
+    file). Callers copy what they need onto their device (``load_state_dict`` does; an
+    optimizer moves its own state, keeping step counters on the CPU: no host sync per
+    step on a GPU). A file
     that is not a valid checkpoint (truncated, random bytes, empty, or holding objects
     other than tensors and plain containers) raises ValueError naming the file; torch's
     own message is not passed on, since it suggests the unsafe ``weights_only=False``."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:  # pickle.UnpicklingError, RuntimeError, EOFError, ...

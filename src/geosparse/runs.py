@@ -11,7 +11,9 @@ pruning masks and the task's own state (the regularizer, learned neuron position
 included). ``checkpoint.pt`` only serves to resume a killed run, and the workflow deletes
 it when a run ends, so nothing that rebuilds a finished run may read it.
 ``load_finished`` is what export, the sweep, the sparse-inference benchmark and the
-connectivity extraction use; a run that did not complete is refused with its status.
+connectivity extraction use; a run that did not complete is refused with its status. It
+restores weights, masks and regularizers, never the training data stream, and loads on
+any device whatever device trained the run (files hold CPU tensors; ``runio``).
 Files from before format version 1 (``{model, masks}``) still load, from metrics.json's
 config and seed, unless the run learned its neuron positions (those were not saved).
 """
@@ -88,7 +90,12 @@ class Task(Protocol):
 
     def state_dict(self) -> dict: ...
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` to resume training (after ``start_phase``)."""
+
+    def load_regularizers(self, state: dict) -> None:
+        """Restore only the regularizers (learned neuron positions) of a ``state_dict()``,
+        nothing of the training data stream: what a finished run needs (``load_finished``)."""
 
 
 @dataclass
@@ -180,7 +187,7 @@ def load_finished(
     model_path = run_dir / f"model_{phase}.pt"
     if not model_path.is_file():
         raise InputError(f"{model_path} not found (phase {phase!r} was not run)")
-    saved = load_checkpoint(model_path, device)
+    saved = load_checkpoint(model_path)
     if saved.get("version") is None and {"model", "masks"} <= set(saved):
         # the earlier format ({model, masks}): config and seed from metrics.json, which fix
         # the neuron positions unless they were learned (those were not saved)
@@ -198,8 +205,7 @@ def load_finished(
     run = new_run(saved["config"], saved["seed"], device)
     run.model.load_state_dict(saved["model"])
     run.pruner.load_state_dict(saved["masks"])
-    run.task.start_phase(phase)
-    if saved["task_state"] is not None:
-        run.task.load_state_dict(saved["task_state"])
+    if saved["task_state"] is not None:  # the training stream's state is not needed
+        run.task.load_regularizers(saved["task_state"])
     masks = {name: mask.bool() for name, mask in saved["masks"].items()}
     return FinishedRun(run, masks, metrics)

@@ -31,6 +31,7 @@ from geosparse.runio import (
     derive_seed,
     describe_device,
     finite_or_none,
+    generator_state,
     load_checkpoint,
     machine,
     remove_stale_temps,
@@ -232,7 +233,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             self._start_phase(self.phases[0])
             return state, None
-        saved = load_checkpoint(self.checkpoint_path, self.device)
+        saved = load_checkpoint(self.checkpoint_path)  # on the CPU: state_dicts copy it over
         if saved["config"] != self.config or saved["seed"] != self.seed:
             raise CheckpointMismatchError(
                 f"{self.checkpoint_path} belongs to a run with another config or seed; "
@@ -283,9 +284,9 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    torch.random.set_rng_state(state["cpu"].cpu())
+    torch.random.set_rng_state(generator_state(state["cpu"]))
     if "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+        torch.cuda.set_rng_state(generator_state(state["cuda"]), device)
 
 
 DIVERGENCE_FACTOR = 100.0

@@ -2,7 +2,8 @@
 
 The training, validation and test sets are fixed tensors generated from the run seed;
 an epoch is one pass over the training set in a fresh random order (own generator,
-checkpointed, so a resumed run sees the same batches).
+checkpointed, so a resumed run sees the same batches). Every generator is a CPU one and
+the data are moved to the device afterwards: the same sets and order on every device.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from geosparse.regularizer import from_config as regularizer_from_config
-from geosparse.runio import derive_seed, finite_or_none
+from geosparse.runio import derive_seed, finite_or_none, generator_state
 from geosparse.tasks.adding import BASELINE_MSE, AddingRNN, adding_data
 
 
@@ -30,9 +31,9 @@ class AddingTask:
         data = config["data"]
         self.data = {}
         for split in ("train", "valid", "test"):
-            generator = torch.Generator(device=device)
-            generator.manual_seed(derive_seed(seed, f"adding-{split}"))
-            self.data[split] = adding_data(data[f"{split}_samples"], data["length"], generator)
+            generator = torch.Generator().manual_seed(derive_seed(seed, f"adding-{split}"))
+            split_data = adding_data(data[f"{split}_samples"], data["length"], generator)
+            self.data[split] = tuple(tensor.to(device) for tensor in split_data)
         self.batch_size = config["training"]["batch_size"]
         self.steps_per_epoch = math.ceil(data["train_samples"] / self.batch_size)
         self.regularizer = regularizer_from_config(
@@ -48,22 +49,27 @@ class AddingTask:
         self.order_generator = torch.Generator()
         self.order_generator.manual_seed(derive_seed(self.seed, f"order-{phase}"))
         self.cursor = self.steps_per_epoch  # draws a fresh order at the first step
-        self.order: torch.Tensor | None = None
+        self.order: torch.Tensor | None = None  # the epoch's order, on the CPU (saved)
+        self.device_order: torch.Tensor | None = None  # its copy on the device
 
     def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=self.config["training"]["lr"])
 
     def train_step(self, model: AddingRNN) -> dict[str, torch.Tensor]:
         if self.cursor >= self.steps_per_epoch:
-            self.order = torch.randperm(self.config["data"]["train_samples"], generator=self.order_generator)
+            self._set_order(torch.randperm(self.config["data"]["train_samples"], generator=self.order_generator))
             self.cursor = 0
-        rows = self.order[self.cursor * self.batch_size : (self.cursor + 1) * self.batch_size]
+        rows = self.device_order[self.cursor * self.batch_size : (self.cursor + 1) * self.batch_size]
         self.cursor += 1
         inputs, targets = self.data["train"]
-        rows = rows.to(self.device)
         mse = nn.functional.mse_loss(model(inputs[:, rows]), targets[rows])
         penalty = self.regularizer.reg(model.recurrent_weight())
         return {"loss": mse + penalty, "mse": mse.detach(), "penalty": penalty.detach()}
+
+    def _set_order(self, order: torch.Tensor | None) -> None:
+        """The epoch's batch order, copied to the device once (not one copy per step)."""
+        self.order = order
+        self.device_order = None if order is None else order.to(self.device)
 
     @torch.no_grad()
     def mse(self, model: AddingRNN, split: str) -> float | None:
@@ -99,6 +105,10 @@ class AddingTask:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.order_generator.set_state(state["order_generator"])
-        self.cursor, self.order = state["cursor"], state["order"]
+        self.order_generator.set_state(generator_state(state["order_generator"]))
+        self.cursor = state["cursor"]
+        self._set_order(None if state["order"] is None else state["order"].cpu())
+        self.load_regularizers(state)
+
+    def load_regularizers(self, state: dict) -> None:
         self.regularizer.load_state_dict(state["regularizer"])

@@ -78,6 +78,7 @@ class LanguageTask:
                 )
         self.steps_per_epoch = len(window_starts(self.data["train"].size(0), self.bptt))
         self.regularizers = layer_regularizers(config, seed).to(device)
+        self.start_phase("sparse")  # evaluate() works without the driver (load_finished)
 
     def build_model(self) -> WordRNN:
         model = self.config["model"]
@@ -170,6 +171,10 @@ class LanguageTask:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.cursor, self.hidden = state["cursor"], state["hidden"]
+        hidden = state["hidden"]
+        self.cursor, self.hidden = state["cursor"], None if hidden is None else hidden.to(self.device)
         self.val_history = list(state["val_history"])
+        self.load_regularizers(state)
+
+    def load_regularizers(self, state: dict) -> None:
         self.regularizers.load_state_dict(state["regularizers"])

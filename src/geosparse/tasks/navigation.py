@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from geosparse.runio import generator_state
+
 DT = 0.02
 """Time step (s)."""
 ROTATION_SIGMA = 5.76 * 2
@@ -82,12 +84,16 @@ class Batch:
 
 
 class TrajectoryGenerator:
-    """Random-walk trajectories in a box, generated with torch on the generator's device.
+    """Random-walk trajectories in a box, on the place cells' device.
 
     Trajectories are drawn ``chunk`` batches at a time (one vectorised walk over
     ``chunk * batch_size`` animals) and served batch by batch, which amortises the
-    per-time-step kernel launches on a GPU. The stream is a pure function of the seed;
-    ``state_dict`` / ``load_state_dict`` restore it exactly mid-chunk.
+    per-time-step kernel launches on a GPU. The random numbers come from a CPU
+    ``torch.Generator`` (one draw per chunk, then moved to the device), so the stream is
+    a pure function of the seed on every device: a GPU walks the same random numbers as a
+    CPU (positions equal up to the last bits of sin/cos), and ``state_dict`` holds a CPU
+    generator state that any machine can load. ``state_dict`` / ``load_state_dict``
+    restore the stream exactly mid-chunk.
     """
 
     def __init__(
@@ -100,7 +106,8 @@ class TrajectoryGenerator:
     ) -> None:
         self.place_cells = place_cells
         self.sequence_length, self.batch_size, self.chunk = sequence_length, batch_size, chunk
-        self.generator = torch.Generator(device=place_cells.centres.device).manual_seed(seed)
+        self.device = place_cells.centres.device
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU, whatever the device
         self._chunk_start_state = self.generator.get_state()
         self._cursor = chunk  # forces a fresh chunk on first use
         self._positions: torch.Tensor | None = None
@@ -109,14 +116,18 @@ class TrajectoryGenerator:
     def _walk(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Simulate ``n`` animals: positions ``(T + 2, n, 2)`` (m), headings ``(T + 2, n)``
         (rad) and speeds ``(T + 2, n)`` (m per step; the last one is 0)."""
-        g, dev = self.generator, self.generator.device
+        g, dev = self.generator, self.device
         width, height = self.place_cells.box
         steps = self.sequence_length + 1
         half = torch.tensor([width / 2, height / 2], device=dev)
-        pos = (2 * torch.rand(n, 2, generator=g, device=dev) - 1) * half
-        hd = 2 * math.pi * torch.rand(n, generator=g, device=dev)
-        turns = ROTATION_SIGMA * torch.randn(steps, n, generator=g, device=dev)
-        uniform = torch.rand(steps, n, generator=g, device=dev).clamp_min(1e-12)
+        # every random number of the chunk, drawn on the CPU in a fixed order, then moved
+        draws = (torch.rand(n, 2, generator=g), torch.rand(n, generator=g))
+        draws += (torch.randn(steps, n, generator=g), torch.rand(steps, n, generator=g))
+        start, heading, normal, uniform = (draw.to(dev) for draw in draws)
+        pos = (2 * start - 1) * half
+        hd = 2 * math.pi * heading
+        turns = ROTATION_SIGMA * normal
+        uniform = uniform.clamp_min(1e-12)
         speeds = SPEED_SCALE * torch.sqrt(-2 * torch.log(uniform))  # Rayleigh
         wall_angles = torch.arange(4, device=dev) * (math.pi / 2)
         positions, headings, velocity = [pos], [hd], []
@@ -170,9 +181,7 @@ class TrajectoryGenerator:
         return {"chunk_start_state": start, "cursor": self._cursor}
 
     def load_state_dict(self, state: dict) -> None:
-        # generator states are CPU byte tensors, also for a CUDA generator (a checkpoint
-        # loaded with map_location="cuda" would hand over a CUDA tensor)
-        self.generator.set_state(state["chunk_start_state"].cpu())
+        self.generator.set_state(generator_state(state["chunk_start_state"]))
         cursor = int(state["cursor"])
         if cursor < self.chunk:
             self._refill()

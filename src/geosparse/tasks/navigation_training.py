@@ -132,4 +132,7 @@ class NavigationTask:
 
     def load_state_dict(self, state: dict) -> None:
         self.stream.load_state_dict(state["stream"])
+        self.load_regularizers(state)
+
+    def load_regularizers(self, state: dict) -> None:
         self.regularizer.load_state_dict(state["regularizer"])
