@@ -234,6 +234,7 @@ def test_claim_one_in_direction_when_below_in_every_seed():
     # large seed spread of the control, but the paired ordering holds in each seed
     ok, text = summary.claim_geometry(*_paired({"torus_dog": [23.0, 26.0], "l1": [34.0, 60.0]}), CLAIMS)
     assert ok == summary.DIRECTION and "std over seeds" in text
+    assert "margin per seed (geometric / control error): s0: torus_dog/l1 0.68; s1: torus_dog/l1 0.43" in text
     assert summary._verdict(ok) == "replicated in direction, not in size"
 
 

@@ -49,11 +49,13 @@ def grid_name(config: str) -> str:
 
 
 def grid_size(config: str, task: str = "navigation") -> int:
-    """Runs of ``task``'s grid in ``config``; 0 when the task is absent or disabled."""
+    """Runs of ``task``'s grid in ``config`` (the union of its blocks: regularizers x
+    targets x seeds, then each ``also`` block); 0 when the task is absent or disabled."""
     grid = yaml.safe_load((REPO / config).read_text())["tasks"].get(task)
     if grid is None or not grid.get("enabled", True):
         return 0
-    return len(grid["regularizers"]) * len(grid["targets"]) * len(grid["seeds"])
+    blocks = [grid, *grid.get("also", [])]
+    return len({(r, t, s) for b in blocks for r in b["regularizers"] for t in b["targets"] for s in b["seeds"]})
 
 
 @pytest.mark.parametrize("config", ["config/config.yaml", "config/paper.yaml", "config/smoke.yaml"])
@@ -235,10 +237,51 @@ def test_enable_files_switch_the_default_tasks_on():
 
 
 def test_default_and_paper_grids():
-    assert grid_size("config/config.yaml") == 6 * 1 * 2
+    # claims (1) and (3): 5 regularizers at 90 % x 2 seeds; claim (2): 3 at 98 %, one seed
+    assert grid_size("config/config.yaml") == 5 * 1 * 2 + 3
     paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())["tasks"]["navigation"]
     assert len(paper["regularizers"]) == 13 and paper["targets"] == [0.9, 0.98]
     assert len(paper["seeds"]) == 5 and paper["lottery_ticket"] is True
+
+
+def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
+    """``also`` adds cells beyond the cross product (each run once); a ``lottery_ticket``
+    list retrains only those regularizers' masks, per block."""
+    grid = {
+        "tasks": {
+            "navigation": {
+                "regularizers": ["torus_dog", "none"],
+                "targets": [0.9],
+                "seeds": [0, 1],
+                "lottery_ticket": ["torus_dog"],
+                "also": [
+                    {"regularizers": ["torus_dog", "permuted_dog"], "targets": [0.98, 0.9], "seeds": [0]},
+                ],
+            }
+        }
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    result = snakemake("-n", "-p", "--forceall", "--configfile", "config/smoke.yaml", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    runs = re.findall(r"--out \S*/runs/navigation/(\S+?)'? .*lottery_ticket\.enabled=(true|false)", out)
+    assert sorted(runs) == sorted(
+        [
+            ("torus_dog-t0.9-s0", "true"),
+            ("torus_dog-t0.9-s1", "true"),
+            ("none-t0.9-s0", "false"),
+            ("none-t0.9-s1", "false"),
+            ("torus_dog-t0.98-s0", "false"),  # an also block without lottery_ticket
+            ("permuted_dog-t0.98-s0", "false"),
+            ("permuted_dog-t0.9-s0", "false"),
+        ]
+    )
+    grid["tasks"]["navigation"]["also"][0]["regularizers"] = ["torus_dog", "no_such"]
+    path.write_text(yaml.safe_dump(grid))
+    result = snakemake("-n", "--configfile", "config/smoke.yaml", str(path))
+    assert result.returncode != 0
+    assert "tasks.navigation.also[0].regularizers" in result.stdout + result.stderr
 
 
 def test_paper_grid_dry_run_is_fast():

@@ -112,14 +112,41 @@ def wikitext2_files(task):
     return [str(Path(data["dir"]) / f"wiki.{split}.tokens") for split in WIKITEXT2_SPLITS]
 
 
-def run_records(task):
-    """Every run of ``task``'s grid (regularizer x target x seed) with its run id and label."""
+def grid_blocks(task):
+    """The blocks whose union is ``task``'s grid: the grid itself (regularizers x targets
+    x seeds), then each of its ``also`` blocks (extra cells, e.g. a 98 % target for a
+    few regularizers only)."""
     g = grid(task)
+    return [g, *g.get("also", [])]
+
+
+def run_records(task):
+    """Every run of ``task``'s grid (the union of its blocks' regularizer x target x seed,
+    in order, each once) with its run id and label."""
+    cells = dict.fromkeys(
+        (r, t, s) for b in grid_blocks(task) for r, t, s in itertools.product(b["regularizers"], b["targets"], b["seeds"])
+    )
     return [
         {"run_id": RUN_ID.format(regularizer=r, target=t, seed=s), "regularizer": r,
          "label": config["regularizers"][r]["label"], "target": t, "seed": s}
-        for r, t, s in itertools.product(g["regularizers"], g["targets"], g["seeds"])
+        for r, t, s in cells
     ]
+
+
+def grid_cells(task):
+    """The distinct (regularizer, target) cells of ``task``'s grid, in ``run_records`` order."""
+    return list(dict.fromkeys((r["regularizer"], r["target"]) for r in run_records(task)))
+
+
+def lottery_for(task, regularizer, target):
+    """Whether the runs of cell (``regularizer``, ``target``) retrain their masks from a
+    random init: the ``lottery_ticket`` of the first block holding the cell (true, false,
+    or the names of the regularizers that do; an ``also`` block without it: false)."""
+    for block in grid_blocks(task):
+        if regularizer in block["regularizers"] and float(target) in map(float, block["targets"]):
+            flag = block.get("lottery_ticket", False)
+            return regularizer in flag if isinstance(flag, list) else flag
+    raise WorkflowError(f"({regularizer}, {target}) is not a cell of the {task} grid")
 
 
 def run_ids(task):
@@ -141,7 +168,7 @@ def base_run_config(task):
 def run_overrides(task, regularizer, target):
     """``--set`` assignments of one run (``geosparse.grid.run_assignments``)."""
     return run_assignments(base_run_config(task), config["regularizers"][regularizer]["set"], target,
-                           grid(task)["lottery_ticket"])
+                           lottery_for(task, regularizer, target))
 
 
 def set_args(task, regularizer, target):
@@ -192,10 +219,16 @@ def _check_grid():
                 raise WorkflowError(f"config key 'claims.{claim_task}.{role}': unknown regularizer(s) "
                                     f"{unknown}; allowed values: {known}")
     for task, g in config["tasks"].items():
-        unknown = [r for r in g["regularizers"] if r not in config["regularizers"]]
-        if unknown:
-            raise WorkflowError(f"config key 'tasks.{task}.regularizers': unknown regularizer(s) "
-                                f"{unknown}; allowed values: {known}")
+        named = {}
+        for prefix, block in [("", g), *((f"also[{i}].", b) for i, b in enumerate(g.get("also", [])))]:
+            named[f"{prefix}regularizers"] = block["regularizers"]
+            if isinstance(block.get("lottery_ticket"), list):
+                named[f"{prefix}lottery_ticket"] = block["lottery_ticket"]
+        for key, names in named.items():
+            unknown = [r for r in names if r not in config["regularizers"]]
+            if unknown:
+                raise WorkflowError(f"config key 'tasks.{task}.{key}': unknown regularizer(s) "
+                                    f"{unknown}; allowed values: {known}")
         if "structure" in g:
             size, n_hidden = g["structure"]["heatmap_size"], base_run_config(task)["model"]["n_hidden"]
             if n_hidden % size:
@@ -203,9 +236,9 @@ def _check_grid():
                                     f"Ng = {n_hidden} of {g['base_config']}")
         if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
-        for name in g["regularizers"]:
+        for name, target in grid_cells(task):
             try:
-                run_config(task, name, g["targets"][0])
+                run_config(task, name, target)
             except (ConfigError, ValueError) as error:
                 raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r}: {error}")
 
@@ -245,10 +278,9 @@ def metrics_files():
     marker file becomes a row."""
     if "navigation" not in enabled_tasks():
         return [f"{RESULTS}/metrics/claims.json"] if "adding" in enabled_tasks() else []
-    g = grid("navigation")
     return [f"{RESULTS}/metrics/claims.json",
             *(f"{RESULTS}/metrics/navigation_{r}_t{round(100 * float(t))}.json"
-              for r in g["regularizers"] for t in g["targets"])]
+              for r, t in grid_cells("navigation"))]
 
 
 TASK_OUTPUTS = {

@@ -6,7 +6,7 @@ model; ``lottery``: retrained from a random init with the same masks), status
 navigation: error_cm, loss, W_hh_sparsity, sparsity, W_hh_fraction_below_1e-3), for
 language also corpus (``wikitext2`` or ``fixture``, from the run config) and data (the
 corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (navigation
-only), wall_time_s, device.
+only), wall_time_s, device, cpu_model (metrics.json ``machine``).
 """
 
 import pandas as pd
@@ -58,6 +58,7 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
                 "steps_per_epoch": config["training"].get("steps_per_epoch"),
                 "wall_time_s": metrics["wall_time_s"],
                 "device": metrics["device"],
+                "cpu_model": (metrics.get("machine") or {}).get("cpu_model"),
             }
         )
     return rows

@@ -62,6 +62,22 @@ def _below_in_every_seed(runs: pd.DataFrame, low: list[str], high: list[str], ta
     return bool((errors[low].max(axis=1) < errors[high].min(axis=1)).all())
 
 
+def seed_margins(runs: pd.DataFrame, low: list[str], high: list[str], target: float) -> str:
+    """Per seed, every ``low`` error over every ``high`` error at ``target`` (sparse phase,
+    completed runs), e.g. ``s0: torus_dog/none 0.84, ...``; ``n/a`` when no seed has both."""
+    done = runs[
+        (runs["phase"] == "sparse") & (runs["status"] == "completed") & ((runs["target"] - target).abs() < 1e-9)
+    ]
+    errors = done.pivot_table(index="seed", columns="regularizer", values="error_cm")
+    parts = []
+    for seed, row in errors.iterrows():
+        ratios = [f"{g}/{c} {row[g] / row[c]:.2f}" for g in low for c in high if g in row and c in row]
+        ratios = [r for r in ratios if "nan" not in r]
+        if ratios:
+            parts.append(f"s{int(seed)}: " + ", ".join(ratios))
+    return "; ".join(parts) or "n/a"
+
+
 def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tuple[bool | str | None, str]:
     """Claim (1): at 90 % the geometric errors are well below the controls'."""
     target = claims["target"]
@@ -80,6 +96,7 @@ def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tup
     spread = ", ".join(f"{r} +- {stds[r]:.1f}" for r in [*geo, *ctl] if r in stds)
     return ok, (
         f"mean error {_fmt(geo)} vs controls {_fmt(ctl)} (std over seeds: {spread or 'n/a'}); "
+        f"margin per seed (geometric / control error): {seed_margins(runs, list(geo), list(ctl), target)}; "
         f"rule: REPLICATED if every geometric error <= {well_below} x every control error "
         "(the paper's size); in direction if, in every seed, every geometric error is "
         "below every control error."
@@ -127,11 +144,14 @@ def scale_note(runs: pd.DataFrame) -> str:
     """The scale the numbers were measured at (from the runs' configs)."""
     first = runs.iloc[0]
     done = runs[runs["status"] == "completed"]
+    training = runs.drop_duplicates("run_id")["wall_time_s"].sum() / 60
+    cpus = ", ".join(sorted(set(runs["cpu_model"].dropna()))) if "cpu_model" in runs else ""
     return (
         f"{runs['run_id'].nunique()} runs, Ng = {first['n_hidden']}, "
         f"{first['epochs']} epochs x {first['steps_per_epoch']} steps "
         f"(paper: Ng = 4096, 30 x 1000), seeds {sorted(runs['seed'].unique().tolist())}, "
-        f"device {first['device']}; {len(done)} of {len(runs)} run phases completed."
+        f"device {first['device']}{f' ({cpus})' if cpus else ''}; {len(done)} of {len(runs)} run phases "
+        f"completed; {training:.1f} min of training in all (summed over runs)."
     )
 
 
