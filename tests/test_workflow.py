@@ -359,7 +359,7 @@ SCHEMA_ERRORS = [  # the schema alone (fast): key path and validator of each err
         {"tasks": {"navigation": {"lottery_ticket": "yes", "threads": 1.5, "device": "tpu"}}},
         [
             (["tasks", "navigation", "device"], "enum"),
-            (["tasks", "navigation", "lottery_ticket"], "type"),
+            (["tasks", "navigation", "lottery_ticket"], "oneOf"),
             (["tasks", "navigation", "threads"], "type"),
         ],
     ),
@@ -443,7 +443,12 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
     text = (smoke / "summary.md").read_text()
     assert all(f"({i})" in text for i in (1, 2, 3)) and "Ng = 32" in text
     claims = json.loads((smoke / "metrics" / "claims.json").read_text())
-    assert set(claims) == {"claim1_geometry_at_90", "claim2_all_fail_at_98", "claim3_lottery_tickets"}
+    assert set(claims) == {
+        "claim1_geometry_at_90",
+        "claim2_all_fail_at_98",
+        "claim3_lottery_tickets",
+        "adding_stable_above_90",  # the smoke grid runs the adding problem too
+    }
     grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["tasks"]["navigation"]
     rows = sorted(p.name for p in (smoke / "metrics").glob("navigation_*.json"))
     assert sorted(p.name for p in (smoke / "metrics").iterdir()) == ["claims.json", *rows]  # one row each
