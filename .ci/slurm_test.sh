@@ -6,8 +6,9 @@
 # 2 threads, so its training jobs ask for a GPU and train on the CPU here; language and
 # adding stay `device: cpu`), then check from slurmctld's own job records (scontrol) that
 # exactly the GPU-device training jobs asked for a GPU, that threads reached
-# --cpus-per-task, that the cheap rules ran locally, and that the outputs exist; stop
-# the daemons by PID.
+# --cpus-per-task, that the short per-run jobs went K to a SLURM job (group `followup`,
+# --group-components of profiles/slurm), that the cheap rules ran locally, and that the
+# outputs exist; stop the daemons by PID.
 # Usage: .ci/slurm_test.sh [WORKDIR]   (default: a new temporary directory)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -100,8 +101,9 @@ START=$SECONDS
 cat > ci-cluster.yaml <<'YAML'
 tasks: {navigation: {device: auto, threads: 2}}
 YAML
+# (--cores: this node's CPUs, the most a group job of short per-run jobs may ask for)
 timeout -s KILL "$LIMIT_SECONDS" snakemake --profile profiles/slurm \
-    --configfile config/smoke.yaml ci-cluster.yaml --jobs "$CPUS" --verbose \
+    --configfile config/smoke.yaml ci-cluster.yaml --jobs "$CPUS" --cores "$CPUS" --verbose \
     --slurm-keep-successful-logs --slurm-status-command squeue \
     --slurm-init-seconds-before-status-checks "$INIT_SECONDS" > snakemake.log 2>&1 &
 PIDS=("$!" "${PIDS[@]}")
@@ -117,6 +119,11 @@ RUNS="$(python3 -c "import yaml; g = yaml.safe_load(open('config/smoke.yaml'))['
 print(' '.join(str(len(g[t]['regularizers']) * len(g[t]['targets']) * len(g[t]['seeds'])) \
 for t in ('navigation', 'language', 'adding')))")"
 read -r NAV_RUNS LANG_RUNS ADD_RUNS <<< "$RUNS"
+# follow-up jobs per SLURM job: the profile's group-components entry for group followup
+PER_GROUP="$(python3 -c "import yaml; p = yaml.safe_load(open('profiles/slurm/config.yaml')); \
+print(dict(c.split('=') for c in p['group-components'])['followup'])")"
+FOLLOW_UPS=$((3 * NAV_RUNS))       # sweep, sparse inference, structure of every run
+GROUPS_EXPECTED=$(((FOLLOW_UPS + PER_GROUP - 1) / PER_GROUP))
 log "submitted jobs by rule: $(rule_of < jobs.txt | sort | uniq -c | tr '\n' ' ')"
 check() {  # check NAME COMMENT_PATTERN EXPECTED_JOBS GPU(yes|no) [CPUS]
     local name=$1 pattern="Comment=$2" want=$3 gpu=$4 cpus=${5:-}
@@ -138,15 +145,22 @@ check() {  # check NAME COMMENT_PATTERN EXPECTED_JOBS GPU(yes|no) [CPUS]
 check "train navigation" rule_train_wildcards_navigation_ "$NAV_RUNS" yes 2  # device auto -> one GPU; threads 2
 check "train language" rule_train_wildcards_language_ "$LANG_RUNS" no 1      # device cpu -> no GPU
 check "train adding" rule_train_wildcards_adding_ "$ADD_RUNS" no 1
-check sweep_navigation "rule_sweep_navigation[_ ]" "$NAV_RUNS" no
-check sparse_inference_navigation "rule_sparse_inference_navigation[_ ]" "$NAV_RUNS" no
+# the per-run follow-ups: never a SLURM job of their own, but PER_GROUP to a group job
+# (its comment: rule_followup_<its rules>)
+check "follow-up groups ($FOLLOW_UPS jobs, $PER_GROUP per group)" "rule_followup_" "$GROUPS_EXPECTED" no
+for rule in sweep_navigation sparse_inference_navigation structure_navigation; do
+    check "$rule alone" "rule_${rule}[_ ]" 0 no
+done
 check connectivity_navigation "rule_connectivity_navigation[_ ]" 1 no
-check structure_navigation "rule_structure_navigation[_ ]" "$NAV_RUNS" no
 for rule in $(rule_of < jobs.txt | sort -u); do
     case "$rule" in
-        train|sweep_navigation|sparse_inference_navigation|connectivity_navigation|structure_navigation) ;;
-        *) log "FAIL: $rule went to SLURM (a localrule)"; exit 1;;
+        train|connectivity_navigation|followup_*) ;;
+        *) log "FAIL: $rule went to SLURM (a localrule, or a follow-up outside its group)"; exit 1;;
     esac
+done
+for name in sweep inference structure; do   # every run's follow-ups ran (in their groups)
+    made="$(ls results/smoke/runs/navigation/*/"$name".json | wc -l)"
+    [ "$made" -eq "$NAV_RUNS" ] || { log "FAIL: $made $name.json files, expected $NAV_RUNS"; exit 1; }
 done
 for f in results/smoke/tables/navigation_error.csv results/smoke/tables/navigation_lottery.csv \
          results/smoke/figures/navigation_comparison.png results/smoke/summary.md \

@@ -100,7 +100,7 @@ def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
     [
         ("config/config.yaml", set()),
         ("config/smoke.yaml", set()),
-        ("config/paper.yaml", {"navigation", "language", "adding"}),
+        ("config/paper.yaml", {"navigation", "language"}),  # adding: a CPU job
     ],
 )
 @pytest.mark.parametrize("profile", ["profiles/slurm", "profiles/workstation"])
@@ -121,6 +121,76 @@ def test_a_job_asks_for_a_gpu_exactly_when_it_trains_on_one(config, gpu_tasks, p
     for rule, resources in jobs:
         wants = rule.startswith("train_") and rule.removeprefix("train_") in gpu_tasks
         assert resources.get("gpu", "0") == ("1" if wants else "0"), (rule, resources)
+
+
+def test_paper_grid_on_slurm_sizes_and_groups_its_jobs():
+    """The paper grid through profiles/slurm: GPU training jobs with the measured time
+    limit (navigation <= 60 min), the adding problem on a CPU, GPU jobs started through
+    geosparse.gpu_slots, and the 390 per-run follow-ups (sweep, sparse inference,
+    structure) submitted as group jobs of the profile's size, not one job each."""
+    result = snakemake("-n", "--forceall", "-p", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    trains = [res for rule, res in planned_jobs(output) if rule.startswith("train_")]
+    by_task = {}
+    for rule, resources in planned_jobs(output):
+        if rule.startswith("train_"):
+            by_task.setdefault(rule.removeprefix("train_"), set()).add((resources["gpu"], int(resources["runtime"])))
+    assert by_task["navigation"] == {("1", 60)} and by_task["adding"] == {("0", 30)}
+    assert {gpu for gpu, _ in by_task["language"]} == {"1"}
+    assert len(trains) == 200
+    commands = re.findall(r"python -m geosparse train (\w+)", output)
+    launched = re.findall(r"python -m geosparse\.gpu_slots python -m geosparse train (\w+)", output)
+    assert sorted(set(launched)) == ["language", "navigation"] and len(commands) == 200
+    per_group = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["group-components"]
+    size = int(dict(entry.split("=") for entry in per_group)["followup"])
+    follow_ups = 3 * grid_size("config/paper.yaml")
+    assert output.count("Group job followup ") == -(-follow_ups // size) < follow_ups / 10
+
+
+def test_the_training_code_version_covers_what_training_runs():
+    """``code_version(task)`` hashes the driver, the task's own modules and what they
+    import, plus the schemas; not other tasks, the sweep, the CLI or the workflow's helpers."""
+    from geosparse.sources import PACKAGE, training_sources
+
+    files = {task: {str(p.relative_to(PACKAGE)) for p in training_sources(task)} for task in ("navigation", "adding")}
+    shared = {"training.py", "runs.py", "pruning.py", "regularizer.py", "moduli.py", "runio.py", "precision.py"}
+    assert (
+        shared | {"tasks/navigation.py", "tasks/navigation_training.py", "schemas/navigation.schema.yaml"}
+        <= files["navigation"]
+    )
+    assert shared | {"tasks/adding.py", "tasks/adding_training.py"} <= files["adding"]
+    outside = {"sweep.py", "cli.py", "gpu_slots.py", "sources.py", "tasks/language_training.py", "sparse/model.py"}
+    assert not outside & files["navigation"]
+    assert "tasks/navigation.py" not in files["adding"]
+
+
+def test_a_change_to_the_training_code_retrains(tmp_path):
+    """Training jobs carry the version of the code they run (geosparse.sources): after
+    an edit to src/geosparse/training.py the plan trains the run again, after an edit to
+    code training does not run (the sweep) it does not."""
+    work = tmp_path / "repo"
+    work.mkdir()
+    for name in ("Snakefile", "workflow", "config", "src"):
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, work / name)
+    target = "results/smoke/runs/adding/none-t0.9-s0/metrics.json"
+    done = snakemake(target, "--cores", "1", "--configfile", "config/smoke.yaml", cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def plan() -> str:
+        result = snakemake(target, "-n", "--configfile", "config/smoke.yaml", cwd=work)
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr
+
+    assert "Nothing to be done" in plan()
+    with (work / "src/geosparse/sweep.py").open("a") as fh:
+        fh.write("# not training code\n")
+    assert "Nothing to be done" in plan()
+    with (work / "src/geosparse/training.py").open("a") as fh:
+        fh.write("# an edit\n")
+    again = plan()
+    assert job_counts(again).get("train") == 1
+    assert "params" in again.lower()
 
 
 def test_workflow_profile_holds_nothing_machine_specific():

@@ -22,7 +22,7 @@ from geosparse.config import InputError, resolve
 from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
 
 HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
-"""Task -> the result printed after training (the tasks themselves: geosparse.runs.TASKS)."""
+"""Task -> the result printed after training (the tasks themselves: geosparse.tasks.TASKS)."""
 TASKS = tuple(HEADLINES)
 
 

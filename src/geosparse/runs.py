@@ -33,13 +33,7 @@ from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import ModuliRegularizer
 from geosparse.runio import derive_seed, load_checkpoint
-
-TASKS = {
-    "navigation": "geosparse.tasks.navigation_training:NavigationTask",
-    "language": "geosparse.tasks.language_training:LanguageTask",
-    "adding": "geosparse.tasks.adding_training:AddingTask",
-}
-"""Task name -> its ``Task`` class (``module:class``), imported on first use."""
+from geosparse.tasks import TASKS
 
 FINAL_MODEL_VERSION = 1
 """Format of ``model_<phase>.pt``; files of another version are refused (retrain)."""

@@ -1,7 +1,7 @@
 """Config validation and the grid, shared by every task's rules.
 
 Rules read a task's grid only through these functions (``grid``, ``run_ids``,
-``run_overrides``, ...), so adding a task means: a ``geosparse.runs.TASKS`` entry, a
+``run_overrides``, ...), so adding a task means: a ``geosparse.tasks.TASKS`` entry, a
 ``tasks.<task>`` entry in the schema and configs, its tables / figures in tables.smk /
 figures.smk, and its targets in ``TASK_OUTPUTS`` (rule ``train`` serves every task).
 """
@@ -40,6 +40,7 @@ os.environ.update({
     SNAKEMAKE_ENV: snakemake.__version__,
 })
 from geosparse.grid import has_positions, run_assignments
+from geosparse.sources import code_version
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 
@@ -90,6 +91,27 @@ def gpus(task):
     ``cuda`` train on a GPU when the job has one, so they get one. The task's ``device``
     is the one source of truth; sweeps, timings and tables never ask for a GPU."""
     return 0 if grid(task)["device"] == "cpu" else 1
+
+
+def gpu_launcher(task):
+    """The command prefix of ``task``'s training jobs: for a GPU job, ``geosparse.gpu_slots``,
+    which gives the job the least busy of the machine's GPUs (CUDA_VISIBLE_DEVICES), so
+    concurrent jobs on a workstation with N GPUs spread over them; nothing for a CPU job."""
+    return "python -m geosparse.gpu_slots " if gpus(task) else ""
+
+
+@functools.cache
+def training_code(task):
+    """``geosparse.sources.code_version(task)``: a digest of the package files that
+    ``task``'s training runs. A parameter of rule train, so a change to them retrains
+    the task's runs (and a change elsewhere in the package does not)."""
+    return code_version(task)
+
+
+FOLLOW_UP_GROUP = "followup"
+"""Snakemake group of the short per-run CPU jobs (sweep, sparse inference, structure):
+on a cluster, ``--group-components followup=K`` (profiles/slurm) submits K of them as one
+job; run locally, groups do nothing."""
 
 
 def enabled_tasks():

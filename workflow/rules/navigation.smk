@@ -1,6 +1,7 @@
-"""Navigation (path integration) beyond training (rules/train.smk): a pruning sweep and
-a sparse-inference timing per run, and the connectivity extraction for the |W_hh| vs
-moduli-distance figure."""
+"""Navigation (path integration) beyond training (rules/train.smk): a pruning sweep, a
+sparse-inference timing and a structure analysis per run (short CPU jobs: group
+FOLLOW_UP_GROUP, so a cluster runs many in one allocation; benchmark files beside the
+logs), and the connectivity extraction for the |W_hh| vs moduli-distance figure."""
 
 
 rule sweep_navigation:
@@ -15,6 +16,10 @@ rule sweep_navigation:
     threads: 1
     log:
         f"{RESULTS}/logs/navigation/sweep/{RUN_ID}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/navigation/sweep/{RUN_ID}.tsv"
+    group:
+        FOLLOW_UP_GROUP
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -58,6 +63,10 @@ rule sparse_inference_navigation:
     threads: grid("navigation")["sparse_inference"]["threads"]
     log:
         f"{RESULTS}/logs/navigation/inference/{RUN_ID}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/navigation/inference/{RUN_ID}.tsv"
+    group:
+        FOLLOW_UP_GROUP
     conda:
         "../envs/geosparse.yaml"
     shell:
@@ -79,6 +88,10 @@ rule structure_navigation:
     threads: 1
     log:
         f"{RESULTS}/logs/navigation/structure/{RUN_ID}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/navigation/structure/{RUN_ID}.tsv"
+    group:
+        FOLLOW_UP_GROUP
     conda:
         "../envs/geosparse.yaml"
     script:

@@ -1,6 +1,8 @@
 """One training job per run of every task's grid (`geosparse train <task>`): threads,
 memory, time limit and GPU from the task's grid (`tasks.<task>.*`), the language corpus
-as an extra input when its base config reads WikiText-2."""
+as an extra input when its base config reads WikiText-2, the version of the training code
+as a parameter (a code change retrains), and a benchmark file per run (wall time and
+memory: <results>/benchmarks/, to size a cluster's time limits from one's own runs)."""
 
 
 rule train:
@@ -20,6 +22,9 @@ rule train:
         sets=lambda wc: set_args(wc.task, wc.regularizer, wc.target),
         device=lambda wc: grid(wc.task)["device"],
         outdir=lambda wc, output: Path(output.metrics).parent,
+        launcher=lambda wc: gpu_launcher(wc.task),
+        # not used by the command: its change (the training code's) reruns the job
+        code=lambda wc: training_code(wc.task),
     threads: lambda wc: grid(wc.task)["threads"]
     resources:
         mem_mb=lambda wc: grid(wc.task)["mem_mb"],
@@ -27,12 +32,14 @@ rule train:
         gpu=lambda wc: gpus(wc.task),
     log:
         f"{RESULTS}/logs/{{task}}/train/{RUN_ID}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{task}}/train/{RUN_ID}.tsv"
     conda:
         "../envs/geosparse.yaml"
     shell:
         # The checkpoint only serves to resume an interrupted job; a finished run drops
         # it, so a rerun (changed params or inputs) starts fresh.
         "export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; "
-        "python -m geosparse train {wildcards.task} --config {input.config:q} --seed {wildcards.seed} "
+        "{params.launcher}python -m geosparse train {wildcards.task} --config {input.config:q} --seed {wildcards.seed} "
         "--out {params.outdir:q} --device {params.device:q} {params.sets} > {log:q} 2>&1 "
         "&& rm -f {params.outdir:q}/checkpoint.pt"
