@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from geosparse.recurrence import batched_recurrence_applies, relu_rnn
 from geosparse.runio import generator_state
 
 DT = 0.02
@@ -193,17 +194,28 @@ GROUPS = ("encoder", "W_ih", "W_hh", "decoder")
 
 
 class NavigationRNN(nn.Module):
-    """Elman RNN without biases: encoder(Np -> Ng) sets h0, RNN(2 -> Ng), decoder(Ng -> Np)."""
+    """Elman RNN without biases: encoder(Np -> Ng) sets h0, RNN(2 -> Ng), decoder(Ng -> Np).
+
+    The weights live in ``nn.RNN`` (``rnn.weight_ih_l0``, ``rnn.weight_hh_l0``). On a CPU
+    without autocast a ReLU recurrence runs through ``geosparse.recurrence.relu_rnn``
+    (same outputs, gradients equal up to float32 rounding, faster backward); elsewhere
+    through ``nn.RNN`` (cuDNN on CUDA). ``batched_recurrence = False`` forces ``nn.RNN``
+    (benchmarks/train_step.py compares both).
+    """
 
     def __init__(self, n_place_cells: int, n_hidden: int, activation: str = "relu") -> None:
         super().__init__()
         self.encoder = nn.Linear(n_place_cells, n_hidden, bias=False)
         self.rnn = nn.RNN(2, n_hidden, nonlinearity=activation, bias=False)
         self.decoder = nn.Linear(n_hidden, n_place_cells, bias=False)
+        self.batched_recurrence = True
 
     def hidden(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(T, B, Ng)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
-        hidden, _ = self.rnn(velocity, self.encoder(init_code)[None])
+        h0 = self.encoder(init_code)
+        if self.batched_recurrence and batched_recurrence_applies(self.rnn, velocity):
+            return relu_rnn(velocity, h0, self.rnn.weight_ih_l0, self.rnn.weight_hh_l0)
+        hidden, _ = self.rnn(velocity, h0[None])
         return hidden
 
     def forward(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
