@@ -24,6 +24,13 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
+def _relu_backward_(grad: torch.Tensor, output: torch.Tensor) -> None:
+    """``grad`` times the ReLU's derivative at ``output`` (0 where ``output <= 0``), in
+    place: the kernel of ``nn.RNN``'s ReLU backward (8x faster here than ``masked_fill_``
+    with a bool mask, same bits)."""
+    torch.ops.aten.threshold_backward.grad_input(grad, output, 0, grad_input=grad)
+
+
 class _ReluRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor) -> torch.Tensor:
@@ -46,13 +53,10 @@ class _ReluRNN(torch.autograd.Function):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
         steps, batch, n = out.shape
         grad_out = grad_out.contiguous()
-        # where the ReLU's derivative is 0 (at h_t <= 0, as torch's threshold_backward);
-        # a bool mask for masked_fill_ (a multiplication would convert it every step)
-        inactive = ~(out > 0)
         dz = grad_out.clone()  # becomes the gradient at the pre-activations, (T, B, Ng)
-        dz[-1].masked_fill_(inactive[-1], 0)
+        _relu_backward_(dz[-1], out[-1])
         for t in range(steps - 2, -1, -1):
-            torch.addmm(dz[t], dz[t + 1], w_hh, out=dz[t]).masked_fill_(inactive[t], 0)
+            _relu_backward_(torch.addmm(dz[t], dz[t + 1], w_hh, out=dz[t]), out[t])
         flat = dz.view(steps * batch, n)
         grad_h0 = torch.mm(dz[0], w_hh)
         # dW_hh = sum_t dz_t^T h_{t-1}: one product over steps 1..T-1, plus step 0 (h0)
@@ -60,7 +64,8 @@ class _ReluRNN(torch.autograd.Function):
         grad_w_hh = torch.mm(dz[0].t(), h0)
         torch.addmm(grad_w_hh, flat[batch:].t(), out[:-1].reshape((steps - 1) * batch, n), out=grad_w_hh)
         x_flat = x.reshape(steps * batch, -1)
-        grad_w_ih = torch.mm(flat.t(), x_flat)
+        # as (x^T dz)^T: 15x faster than dz^T x for the (Ng, T B) x (T B, 2) shape here
+        grad_w_ih = torch.mm(x_flat.t(), flat).t()
         grad_x = torch.mm(flat, w_ih).view_as(x) if ctx.needs_input_grad[0] else None
         return grad_x, grad_h0, grad_w_ih, grad_w_hh
 
