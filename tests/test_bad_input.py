@@ -6,16 +6,22 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
+import socket
 import stat
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 import geosparse.runio as runio
-from conftest import REPO, SMOKE, cli_args
+from conftest import REPO, SMOKE, cli_args, comparable, read_metrics, subprocess_env
 from geosparse import config as geoconfig
 from geosparse.cli import main
+from geosparse.rundir import LOCK_NAME, RunFolderError, RunLock
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 import tables_io
@@ -248,3 +254,130 @@ def test_yaml_merge_keys_still_load_and_complex_keys_are_named(capsys, tmp_path)
     odd.write_text(f"extends: {SMOKE}\n? [1, 2]\n: x\n")
     err = _exit_2(capsys, tmp_path, config=odd)
     assert "is not a plain value" in err and str(odd) in err
+
+
+# 11. One writer per run folder ----------------------------------------------------------
+
+SLOW_STEPS = (
+    "import sys, time; import geosparse.training as t; step = t.optimization_step; "
+    "t.optimization_step = lambda *a, **k: (time.sleep({delay}), step(*a, **k))[1]; "
+    "from geosparse.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+"""``python -c`` program: the CLI with every training step slowed by ``delay`` seconds
+(numerics unchanged), so that a test can act while a run is inside an epoch."""
+
+
+def _slow_cli(args: list[str], delay: float = 0.05) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_STEPS.format(delay=delay), *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_epochs(out: Path, epochs: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``out/train.log`` has logged ``epochs`` epochs of the run."""
+    deadline = time.monotonic() + timeout
+    log = out / "train.log"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the run ended early ({process.returncode}): {process.stderr.read()[-2000:]}")
+        if log.exists() and log.read_text().count(" epoch=") >= epochs:
+            return
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"no progress in {log} after {timeout} s")
+
+
+def test_a_second_writer_is_refused_and_the_first_result_is_intact(capsys, tmp_path):
+    out = tmp_path / "run"
+    first = _slow_cli(cli_args(out, seed=1))
+    try:
+        _wait_for_epochs(out, 1, first)
+        code = main(cli_args(out, seed=2))
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"{out} is being written by pid {first.pid} on {socket.gethostname()}" in err
+        assert "Traceback" not in err
+    finally:
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr[-2000:]
+    metrics = read_metrics(out)
+    assert metrics["seed"] == 1 and metrics["status"] == "completed"
+    assert not (out / LOCK_NAME).exists()  # nothing but the run's files stays
+    assert main(cli_args(out, seed=1)) == 0  # the lock was released
+
+
+def test_a_finished_run_is_not_mixed_with_another_config_or_seed(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main(cli_args(out, "lottery_ticket.enabled=true")) == 0
+    (out / "checkpoint.pt").unlink()  # as the workflow does when a run ends
+    before = (out / "metrics.json").read_bytes()
+    for changed in (cli_args(out), cli_args(out, "lottery_ticket.enabled=true", seed=3)):
+        code = main(changed)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "holds a finished run of another config or seed" in err and f"rm -r {out}" in err
+    assert (out / "metrics.json").read_bytes() == before and (out / "model_lottery.pt").exists()
+    # the workflow deletes metrics.json before it reruns a job with changed params: the
+    # old run's models go too, none survives beside the new run
+    (out / "metrics.json").unlink()
+    assert main(cli_args(out)) == 0
+    assert sorted(p.name for p in out.glob("model_*.pt")) == ["model_sparse.pt"]
+    assert read_metrics(out)["config"]["lottery_ticket"]["enabled"] is False
+
+
+def test_run_lock_names_its_holder_and_is_released(tmp_path):
+    with RunLock(tmp_path / "run"):
+        holder = (tmp_path / "run" / LOCK_NAME).read_text()
+        assert holder == f"pid {os.getpid()} on {socket.gethostname()}\n"
+        with pytest.raises(RunFolderError, match=f"being written by pid {os.getpid()}"):
+            RunLock(tmp_path / "run").__enter__()
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+    with RunLock(tmp_path / "run"):
+        pass
+
+
+# 12. SIGINT and SIGTERM: checkpoint now, one line, 130 / 143 ----------------------------
+
+TASK_SMOKE = {task: REPO / "config" / task / "smoke.yaml" for task in ("navigation", "language", "adding")}
+_uninterrupted: dict[str, dict] = {}
+
+
+def _task_args(task: str, out: Path) -> list[str]:
+    args = cli_args(out, config=TASK_SMOKE[task])
+    args[1] = task
+    return args
+
+
+@pytest.mark.parametrize(
+    "task,signum",
+    [(task, signal.SIGTERM) for task in TASK_SMOKE] + [("navigation", signal.SIGINT)],
+    ids=[*(f"{task}-SIGTERM" for task in TASK_SMOKE), "navigation-SIGINT"],
+)
+def test_a_signal_mid_epoch_checkpoints_and_the_rerun_is_identical(capsys, tmp_path, task, signum):
+    if task not in _uninterrupted:
+        assert main(_task_args(task, tmp_path / "reference")) == 0
+        _uninterrupted[task] = comparable(read_metrics(tmp_path / "reference"))
+    out = tmp_path / "run"
+    process = _slow_cli(_task_args(task, out), delay=0.1)
+    _wait_for_epochs(out, 1, process)
+    time.sleep(0.3)  # into the next epoch (its steps take 0.1 s each)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and f"stopped by {signal.Signals(signum).name} at sparse" in lines[-1]
+    assert "rerun the same command to resume" in lines[-1]
+    saved = runio.load_checkpoint(out / "checkpoint.pt")
+    assert saved["partial"] is not None and saved["partial"]["step"] > 0, "the signal landed between epochs"
+    assert not (out / "metrics.json").exists()
+    capsys.readouterr()
+    assert main(_task_args(task, out)) == 0
+    assert (
+        f"resuming sparse at epoch {saved['epoch']}, step {saved['partial']['step']}" in (out / "train.log").read_text()
+    )
+    assert comparable(read_metrics(out)) == _uninterrupted[task]

@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import argparse
-import os
+import math
+import signal
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import geosparse
 from geosparse.config import InputError, resolve
+from geosparse.outputs import WriteError, check_out_dir, check_out_file
+from geosparse.rundir import Interrupted
 from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
 
 HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
@@ -26,18 +30,43 @@ HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_m
 TASKS = tuple(HEADLINES)
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (sizes that allocate are bounded)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite duration in (0, MAX_SECONDS]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be a finite number in (0, {MAX_SECONDS}], got {text}")
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _out_path(text: str) -> Path:
+    """argparse type of ``--out``: a non-empty path (``''`` would be the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
+
+
+SEED_MAX = 2**63 - 1
+"""Largest run seed (``derive_seed`` hashes it; torch seeds are 64-bit)."""
+MAX_BATCH, MAX_STEPS, MAX_BLOCKSIZE, MAX_THREADS, MAX_SECONDS = 4096, 1000, 16384, 1024, 60.0
+"""Bounds of benchmark-inference's and export's sizes (inputs of batch x steps x Np floats)."""
 
 
 def _task_help(task: str) -> tuple[str, str]:
@@ -80,8 +109,8 @@ def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
         metavar="KEY=VALUE",
         help="override a config key (dotted path; value parsed as YAML); repeatable",
     )
-    train.add_argument("--seed", type=_nonnegative_int, default=0, help="run seed (default 0)")
-    train.add_argument("--out", required=True, type=Path, help="run directory (resumed if it has a checkpoint)")
+    train.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="run seed (default 0)")
+    train.add_argument("--out", required=True, type=_out_path, help="run directory (resumed if it has a checkpoint)")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
 
 
@@ -119,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("task", choices=["navigation"])  # sweep.py evaluates navigation runs only
     sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
     sweep.add_argument("--levels", required=True, type=float, nargs="+", help="fractions in [0, 1)")
-    sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
+    sweep.add_argument("--out", required=True, type=_out_path, help="output JSON file")
     export = commands.add_parser("export", help="write a finished navigation run as a sparse inference model")
     export.add_argument("--run", required=True, type=Path, help="finished run directory")
-    export.add_argument("--out", required=True, type=Path, help="output file (torch.save, weights_only-safe)")
+    export.add_argument("--out", required=True, type=_out_path, help="output file (torch.save, weights_only-safe)")
     export.add_argument("--format", dest="layout", choices=EXPORT_LAYOUTS, default="csr", help="W_hh layout")
     export.add_argument(
         "--order",
@@ -130,17 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="renumber hidden units by moduli position (geometry) or keep them (none)",
     )
-    export.add_argument("--blocksize", type=int, default=32, help="BSR block size (default 32)")
+    export.add_argument("--blocksize", type=_int_in(1, MAX_BLOCKSIZE), default=32, help="BSR block size (default 32)")
     bench = commands.add_parser(
         "benchmark-inference", help="time a finished navigation run's sparse inference formats (CPU)"
     )
     bench.add_argument("--run", required=True, type=Path, help="finished run directory")
-    bench.add_argument("--out", required=True, type=Path, help="output JSON file")
-    bench.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 200], help="batch sizes")
-    bench.add_argument("--steps", type=_positive_int, default=50, help="sequence length")
-    bench.add_argument("--blocksize", type=_positive_int, default=32, help="BSR block size")
-    bench.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
-    bench.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    bench.add_argument("--out", required=True, type=_out_path, help="output JSON file")
+    bench.add_argument(
+        "--batch", type=_int_in(1, MAX_BATCH), nargs="+", default=[1, 200], help=f"batch sizes (<= {MAX_BATCH})"
+    )
+    bench.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=50, help=f"sequence length (<= {MAX_STEPS})")
+    bench.add_argument("--blocksize", type=_int_in(1, MAX_BLOCKSIZE), default=32, help="BSR block size")
+    bench.add_argument(
+        "--min-run-time", type=_seconds, default=0.2, help=f"seconds per measurement, in (0, {MAX_SECONDS:g}]"
+    )
+    bench.add_argument("--threads", type=_int_in(1, MAX_THREADS), default=1, help="torch threads (default 1)")
     return parser
 
 
@@ -152,8 +185,8 @@ def _train(args: argparse.Namespace) -> int:
 
     config = resolve(args.config, args.task, args.overrides)
     device = select_device(args.device)
-    _check_run_dir(args.out)
-    metrics = Trainer(new_run(config, args.seed, device), args.out).train()
+    out = check_out_dir(args.out)
+    metrics = Trainer(new_run(config, args.seed, device), out).train()
     headline = HEADLINES[args.task]
     final = metrics["final"] or {}
     print(
@@ -163,24 +196,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_run_dir(out: Path) -> None:
-    """``--out`` must be a folder, or creatable as one, that this process can write.
-    Checked before any work and without creating anything (the Trainer creates it)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"--out {out}: cannot create the run folder ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: {existing} is not writable")
-
-
 def _sweep(args: argparse.Namespace) -> int:
     from geosparse.sweep import write_sweep
 
-    write_sweep(args.run, args.levels, args.out)
+    write_sweep(args.run, args.levels, check_out_file(args.out))
     print(f"swept {args.run} at {sorted(set(args.levels))} -> {args.out}")
     return 0
 
@@ -188,7 +207,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from geosparse.sparse import export_run
 
-    summary = export_run(args.run, args.out, args.layout, args.order, args.blocksize)
+    summary = export_run(args.run, check_out_file(args.out), args.layout, args.order, args.blocksize)
     blocks = summary["block_density"]["32"]
     print(
         f"exported {args.run} -> {args.out}: layouts={summary['layouts']} "
@@ -204,6 +223,7 @@ def _benchmark_inference(args: argparse.Namespace) -> int:
     from geosparse.inference_benchmark import benchmark_run
     from geosparse.runio import write_json
 
+    out = check_out_file(args.out)
     torch.set_num_threads(args.threads)
     result = benchmark_run(
         args.run,
@@ -213,7 +233,7 @@ def _benchmark_inference(args: argparse.Namespace) -> int:
         args.min_run_time,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    write_json(args.out, result)
+    write_json(out, result)
     print(f"timed {len(result['rows'])} cases of {args.run} -> {args.out}")
     return 0
 
@@ -232,6 +252,9 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command: exit 0; 2 for bad input (the message alone); 1 when writing an output
+    failed (disk full, ...); 128 + the signal when training stopped on SIGINT / SIGTERM
+    after checkpointing (130, 143: its message was logged)."""
     args = build_parser().parse_args(argv)
     try:
         return {
@@ -244,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:  # config errors included; other errors are bugs: traceback
         print(f"geosparse: error: {error}", file=sys.stderr)
         return 2
+    except WriteError as error:
+        print(f"geosparse: error: {error.strerror}", file=sys.stderr)
+        return 1
+    except Interrupted as stopped:
+        return 128 + stopped.signum
+    except KeyboardInterrupt:  # Ctrl-C outside training (loading, evaluating a finished run)
+        print("geosparse: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 import geosparse
 from geosparse.config import SNAKEMAKE_ENV, InputError
+from geosparse.outputs import write_error
 
 TEMP_SUFFIX = ".tmp"
 """Atomic writes go to ``.<name>.<random>.tmp`` beside the target, then are renamed."""
@@ -34,9 +35,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` atomically: ``write(fh)`` fills a temp file beside it, which is
     fsynced and renamed over ``path`` (readers never see a partial file), with the
     permissions a plain ``open`` would give (mkstemp's 0600 honours no umask: colleagues
-    could not read results)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    could not read results). A failed write (disk full, ...) leaves ``path`` as it was
+    and raises ``WriteError`` naming ``path`` and the cause."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as error:
+        raise write_error(path, error) from error
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -44,8 +49,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        failed = write_error(path, error) if isinstance(error, Exception) else None
+        if failed is not None:
+            raise failed from error
         raise
 
 

@@ -5,15 +5,23 @@ fine-tuning epochs at the target) and optionally ``lottery`` (re-initialise at r
 keep the final masks, train for the same number of epochs). After each epoch the full
 state (model, optimizer, masks, data-stream RNG, history) is checkpointed atomically;
 a run started again with the same arguments resumes from there and ends with the same
-metrics as an uninterrupted run. An epoch whose mean training loss is NaN/inf or above
-``DIVERGENCE_FACTOR`` x the task's chance loss stops the run with ``status: "diverged"``
-and the reason (exit code 0: a grid must finish, and such runs are counted).
+metrics as an uninterrupted run. SIGINT (Ctrl-C) or SIGTERM (SLURM at a job's time limit)
+checkpoints at once, also mid-epoch (the steps done, the partial epoch sums, the data
+stream and RNG states), and stops with ``Interrupted`` (the CLI exits 128 + the signal
+number: 130, 143); rerunning the command resumes at that step, to the same metrics. Only
+one process trains into a run folder at a time (``geosparse.rundir``). An epoch whose
+mean training loss is NaN/inf or above ``DIVERGENCE_FACTOR`` x the task's chance loss
+stops the run with ``status: "diverged"`` and the reason (exit code 0: a grid must finish, and such runs are counted).
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,6 +35,7 @@ from geosparse.precision import configure as configure_precision
 from geosparse.precision import describe as describe_precision
 from geosparse.precision import slow_cpu_warning
 from geosparse.pruning import lottery_ticket_reinit, scheduled_fraction
+from geosparse.rundir import STOP_SIGNALS, Interrupted, RunLock, clear_finished_run, start_over_hint
 from geosparse.runio import (
     derive_seed,
     describe_device,
@@ -104,6 +113,8 @@ class Trainer:
         self.precision = training["precision"]
         self.target, self.schedule = pruning["target"], pruning["schedule"]
         self.phases = ["sparse"] + (["lottery"] if self.config["lottery_ticket"]["enabled"] else [])
+        self.stop: int | None = None
+        """The stop signal received (``_stop_signals``), or None."""
 
     @property
     def checkpoint_path(self) -> Path:
@@ -113,7 +124,38 @@ class Trainer:
         return scheduled_fraction(min(epoch, self.epochs - 1), self.epochs, self.target, self.schedule)
 
     def train(self) -> dict:
-        """Train every phase (resuming from ``checkpoint.pt``), write metrics.json, return it."""
+        """Train every phase (resuming from ``checkpoint.pt``), write metrics.json, return it.
+        Holds the run folder's lock; a stop signal checkpoints and raises ``Interrupted``."""
+        with RunLock(self.out), self._stop_signals():
+            return self._train()
+
+    @contextmanager
+    def _stop_signals(self) -> Iterator[None]:
+        """While training, ``STOP_SIGNALS`` set ``self.stop`` (checked after every step)
+        instead of killing the process; the previous handlers come back afterwards."""
+        self.stop = None
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            self.stop = signum
+
+        previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    def _stop_if_signalled(self, state: dict, optimizer: torch.optim.Optimizer | None) -> None:
+        if self.stop is not None:
+            self._checkpoint(state, optimizer)
+            stopped = Interrupted(self.stop, _position(state), self.checkpoint_path)
+            self.log.warning("%s", stopped)  # the one line (train.log and stderr)
+            raise stopped
+
+    def _train(self) -> dict:
         configure_precision(self.precision)
         if warning := slow_cpu_warning(self.precision, self.device):
             self.log.warning("%s", warning)
@@ -134,6 +176,7 @@ class Trainer:
             while state["epoch"] < self.total_epochs and state["status"] == "running":
                 self._train_epoch(state, optimizer)
                 self._checkpoint(state, optimizer)
+                self._stop_if_signalled(state, optimizer)
             if state["status"] == "diverged":
                 break
             if phase not in state["results"]:
@@ -143,6 +186,7 @@ class Trainer:
                 self.log.info("%s result: %s", phase, _short(state["results"][phase]))
                 save_checkpoint(self.out / f"model_{phase}.pt", self.run.final_state(phase))
                 self._checkpoint(state, optimizer)
+                self._stop_if_signalled(state, optimizer)
         if state["status"] == "running":
             state["status"] = "completed"
         metrics = self._metrics(state)
@@ -159,18 +203,36 @@ class Trainer:
         self.task.start_phase(phase)
 
     def _train_epoch(self, state: dict, optimizer: torch.optim.Optimizer) -> None:
+        """One epoch, or the rest of one that a signal interrupted (``state["partial"]``:
+        the steps done and the stats' running sums; the checkpoint holds the rest)."""
         phase, epoch = state["phase"], state["epoch"]
         started = time.perf_counter()
-        if phase == "sparse":
-            self.run.pruner.prune_to(self._fraction(epoch))
-        sums: dict[str, torch.Tensor] = {}
-        bar = tqdm(range(self.steps), desc=f"{phase} epoch {epoch + 1}/{self.total_epochs}", leave=False, disable=None)
+        if state["partial"] is None:  # a new epoch (a resumed one is already pruned)
+            if phase == "sparse":
+                self.run.pruner.prune_to(self._fraction(epoch))
+            state["partial"] = {"step": 0, "sums": {}}
+        partial = state["partial"]
+        sums: dict[str, torch.Tensor] = partial["sums"]
+        bar = tqdm(
+            range(partial["step"], self.steps),
+            initial=partial["step"],
+            total=self.steps,
+            desc=f"{phase} epoch {epoch + 1}/{self.total_epochs}",
+            leave=False,
+            disable=None,
+        )
         self.run.model.train()
-        for _ in bar:
+        for step in bar:
             stats = optimization_step(self.run, optimizer, self.grad_clip, self.precision)
             for key, value in stats.items():
                 value = value.detach()
                 sums[key] = sums[key] + value if key in sums else value
+            partial["step"] = step + 1
+            if self.stop is not None and step + 1 < self.steps:
+                state["wall_time_s"] += time.perf_counter() - started
+                bar.close()
+                self._stop_if_signalled(state, optimizer)
+        state["partial"] = None
         means = {key: float(value) / self.steps for key, value in sums.items()}
         record = {
             "phase": phase,
@@ -229,16 +291,19 @@ class Trainer:
             "results": {},
             "wall_time_s": 0.0,
             "best_plateau": None,
+            "partial": None,
         }
         if not self.checkpoint_path.exists():
+            for old in clear_finished_run(self.out, self.config, self.seed):
+                self.log.info("removed %s of the earlier run of this config and seed", old)
             self._start_phase(self.phases[0])
             return state, None
         saved = load_checkpoint(self.checkpoint_path)  # on the CPU: state_dicts copy it over
         if saved["config"] != self.config or saved["seed"] != self.seed:
             raise CheckpointMismatchError(
-                f"{self.checkpoint_path} belongs to a run with another config or seed; "
-                "use a new --out directory or delete the checkpoint"
+                f"{self.checkpoint_path} belongs to a run with another config or seed; {start_over_hint(self.out)}"
             )
+        saved.setdefault("partial", None)  # checkpoints from before mid-epoch stops
         missing = sorted(set(state) - set(saved))
         if missing:
             raise CheckpointMismatchError(
@@ -251,7 +316,7 @@ class Trainer:
         self.task.load_state_dict(saved["task_state"])
         _set_rng_state(saved["torch_rng"], self.device)
         state = {key: saved[key] for key in state}
-        self.log.info("resuming %s at epoch %d (%s)", state["phase"], state["epoch"], self.checkpoint_path)
+        self.log.info("resuming %s (%s)", _position(state), self.checkpoint_path)
         return state, saved["optimizer"]
 
     def _metrics(self, state: dict) -> dict:
@@ -305,6 +370,12 @@ def divergence(loss: float, task_loss: float, chance_loss: float) -> str | None:
     if task_loss > DIVERGENCE_FACTOR * chance_loss:
         return f"task loss {task_loss:.4g} > {DIVERGENCE_FACTOR:g} x the chance loss {chance_loss:.4g}"
     return None
+
+
+def _position(state: dict) -> str:
+    """Where a run stands, for the log: phase, epoch and, inside an epoch, the step."""
+    step = f", step {state['partial']['step']}" if state["partial"] else ""
+    return f"{state['phase']} at epoch {state['epoch']}{step}"
 
 
 def _short(record: dict) -> str:
