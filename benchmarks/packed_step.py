@@ -1,5 +1,5 @@
 """Packed runs: does training K navigation runs of one shape in one process, with batched
-products, pay? (issue 10, item 4: measure before shipping.)
+products, pay? (Measured before shipping anything behind it.)
 
 Times forward + loss + backward of the navigation model (the matrix products that are
 95 % of a paper-size step, docs/training_performance.md) for K runs of the same shape:

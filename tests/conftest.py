@@ -64,15 +64,16 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def run_cli_subprocess(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m geosparse.cli ARGS`` in a child process (real exit codes and stderr)."""
+def run_cli_subprocess(args: list[str], timeout: float = 120, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python -m geosparse.cli ARGS`` in a child process (real exit codes and stderr),
+    run from ``cwd`` (the repository root unless given)."""
     return subprocess.run(
         [sys.executable, "-m", "geosparse.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=subprocess_env(),
-        cwd=REPO,
+        cwd=cwd,
     )
 
 

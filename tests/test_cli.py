@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
 from conftest import SMOKE, cli_args, read_metrics, run_cli_subprocess
-from geosparse.cli import main
+from geosparse.cli import build_parser, main
 from geosparse.config import ConfigError, load_schema, resolve
 from geosparse.inhibitors import INHIBITORS
 from geosparse.moduli import SPACES
@@ -179,6 +181,33 @@ def test_train_help_is_task_specific(capsys):
         text = capsys.readouterr().out
         assert own in text and foreign not in text
         assert f"config/{task}/" in text and "regularizer: inhibitor" in text
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every (nested) subcommand parser by its full command, e.g. "train navigation"."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found.update({f"{name} {k}": v for k, v in _subcommands(sub).items()})
+    return found
+
+
+def test_every_subcommand_help_has_a_description_and_shows_its_defaults():
+    """Each command's --help says what it does and, for every option with a default,
+    which default it takes; none points at a file outside the repository."""
+    commands = _subcommands(build_parser())
+    assert {"train navigation", "data", "sweep", "export", "benchmark-inference"} <= set(commands)
+    for command, parser in commands.items():
+        text = parser.format_help()
+        assert parser.description and len(parser.description) > 40, command
+        for action in parser._actions:
+            if action.option_strings and action.default not in (None, [], argparse.SUPPRESS) and action.help:
+                assert f"(default: {action.default})" in " ".join(text.split()), (command, action.dest)
+        assert "PAPER.md" not in text and "../shared" not in text, command
+    assert "(default: 32)" in commands["export"].format_help()
+    assert "(default: auto)" in " ".join(commands["train adding"].format_help().split())
 
 
 def test_version_and_module_entry_point():

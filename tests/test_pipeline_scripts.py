@@ -581,6 +581,7 @@ def test_report_runs_builds_the_paper_table_from_a_partial_grid(tmp_path, monkey
     assert markdown.count("| not run |") == 22
     assert "**REPLICATED**" in (tmp_path / "summary.md").read_text()
     assert markdown == (REPO / "docs/paper_scale/tables/navigation_error.md").read_text()
+    assert (tmp_path / "navigation_comparison.png").stat().st_size > 0  # the README's figure
 
 
 def test_report_runs_refuses_a_run_named_for_another_regularizer(tmp_path, monkeypatch, capsys):

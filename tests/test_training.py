@@ -268,6 +268,23 @@ def _fake_config(epochs: int = 4, steps: int = 3, lottery: bool = False) -> dict
     }
 
 
+def test_each_epoch_logs_its_progress_elapsed_time_and_eta(tmp_path, monkeypatch):
+    """One log line per epoch: phase, epoch k/N, the run's elapsed time and the ETA of
+    the whole run (every phase) at its mean time per epoch. A fake clock makes every
+    epoch (and the evaluation) take 5 s."""
+    from geosparse import training
+
+    ticks = iter(range(0, 10_000, 5))
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks))
+    Trainer(_fake_run(_FakeTask(steps=3, nan_from_epoch=None), _fake_config(lottery=True)), tmp_path).train()
+    lines = [line for line in (tmp_path / "train.log").read_text().splitlines() if " epoch " in line]
+    assert len(lines) == 8
+    assert "sparse epoch 1/4, elapsed 0:00:05, ETA 0:00:35 | phase=sparse epoch=0" in lines[0]
+    assert "sparse epoch 4/4, elapsed 0:00:20, ETA 0:00:20 |" in lines[3]
+    assert "lottery epoch 1/4, elapsed 0:00:30, ETA 0:00:18 |" in lines[4]  # 5 s of evaluation between
+    assert "lottery epoch 4/4, elapsed 0:00:45, ETA 0:00:00 |" in lines[7]
+
+
 def test_trainer_records_the_epoch_at_which_the_loss_diverged(tmp_path):
     task = _FakeTask(steps=3, nan_from_epoch=2)
     metrics = Trainer(_fake_run(task, _fake_config()), tmp_path).train()

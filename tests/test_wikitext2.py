@@ -256,6 +256,26 @@ def test_cli_fetch_exit_codes(tmp_path, serve):
     assert not (tmp_path / "other").exists()
 
 
+def test_cli_uses_the_shipped_spec_from_any_directory(tmp_path):
+    """Run from a folder that is not the repository: the default ``--config`` is the
+    spec shipped with the package (the paper's line counts), not a path relative to the
+    working directory; ``--dest`` is relative to it. The excerpt has no train split, so
+    the fetch fails on the data (exit 1), never on a missing config (exit 2)."""
+    result = run_cli_subprocess(["data", "wikitext2", "--dest", "wt2", "--source", str(WIKITEXT_EXCERPT)], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "split 'train' missing" in result.stderr and "config" not in result.stderr
+    assert not (tmp_path / "wt2").exists()
+
+
+def test_shipped_spec_holds_the_canonical_checksum_and_counts():
+    from geosparse.data import WIKITEXT2_SPEC
+
+    spec = Wikitext2Spec.load(WIKITEXT2_SPEC)
+    assert spec.archive_md5 == "542ccefacc6c27f945fb54453812b3cd"
+    assert spec.splits["train"] == SplitSpec(36718, 2088628)
+    assert [m.kind for m in spec.mirrors] == ["zip", "parquet"]
+
+
 def test_tokenisation_matches_paper_rules():
     vocab = build_vocab(["a b\n", "b c\n"])
     assert vocab == ["a", "b", EOS, "c", UNK]

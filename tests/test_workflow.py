@@ -654,10 +654,10 @@ def test_smoke_language_and_adding_tables(smoke):
     assert "language_scores.csv" in report and "language_val_loss.png" in report
 
 
-def _readme_output_patterns() -> list[str]:
-    """Glob patterns of the README's "Pipeline outputs" table (first column), relative to
+def _documented_output_patterns() -> list[str]:
+    """Glob patterns of the "Pipeline outputs" table of docs/pipeline.md (first column), relative to
     results/<name>/: ``<...>`` -> ``*``, ``{a,b}`` -> one pattern each."""
-    text = (REPO / "README.md").read_text().split("### Pipeline outputs", 1)[1].split("\n## ", 1)[0]
+    text = (REPO / "docs/pipeline.md").read_text().split("### Pipeline outputs", 1)[1].split("\n## ", 1)[0]
     patterns = []
     for row in re.findall(r"^\| (`.+?`) \|", text, re.M):
         for path in re.findall(r"`([^`]+)`", row):
@@ -669,15 +669,15 @@ def _readme_output_patterns() -> list[str]:
 
 
 @pytest.mark.slow
-def test_readme_outputs_table_matches_the_smoke_results(smoke):
-    """Every path of the README's outputs table exists after the smoke grid (which runs
+def test_documented_outputs_table_matches_the_smoke_results(smoke):
+    """Every path of the outputs table (docs/pipeline.md) exists after the smoke grid (which runs
     every task), and every file the grid writes outside the run and log folders is listed."""
-    patterns = _readme_output_patterns()
+    patterns = _documented_output_patterns()
     assert len(patterns) > 15
     for pattern in patterns:
-        assert list(smoke.glob(pattern.rstrip("/"))), f"README lists {pattern}, the smoke grid has none"
+        assert list(smoke.glob(pattern.rstrip("/"))), f"docs/pipeline.md lists {pattern}, the smoke grid has none"
     for path in smoke.rglob("*"):
         rel = path.relative_to(smoke)
         if path.is_dir() or rel.parts[0] in ("logs", "runs", "metrics"):
             continue
-        assert any(rel.match(p) for p in patterns), f"{rel} is not in the README's outputs table"
+        assert any(rel.match(p) for p in patterns), f"{rel} is not in the outputs table of docs/pipeline.md"

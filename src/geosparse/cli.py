@@ -21,6 +21,7 @@ from pathlib import Path
 
 import geosparse
 from geosparse.config import InputError, resolve
+from geosparse.data import WIKITEXT2_SPEC
 from geosparse.outputs import WriteError, check_out_dir, check_out_file
 from geosparse.rundir import Interrupted
 from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
@@ -28,6 +29,20 @@ from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
 HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
 """Task -> the result printed after training (the tasks themselves: geosparse.tasks.TASKS)."""
 TASKS = tuple(HEADLINES)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default after its help (not for required options, nor for an
+    empty default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default is None or action.default == []:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class _RawHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """As ``_HelpFormatter``, with the description and epilog kept as written."""
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -79,9 +94,7 @@ def _task_help(task: str) -> tuple[str, str]:
     description = " ".join(schema["description"].split())
     if configs:
         description += f" Shipped configs (from the repository root): config/{task}/{{{','.join(configs)}}}."
-    lines = [
-        f"config keys (--set SECTION.KEY=VALUE; meanings: README.md and src/geosparse/schemas/{task}.schema.yaml):"
-    ]
+    lines = [f"config keys (--set SECTION.KEY=VALUE; meanings: docs/configuration.md, schemas/{task}.schema.yaml):"]
     for section, spec in schema["properties"].items():
         if "$ref" in spec:  # a shared section, e.g. {$ref: "regularizer.schema.yaml"}
             spec = load_schema(spec["$ref"].removesuffix(".schema.yaml"))
@@ -98,7 +111,7 @@ def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
         help=f"train one {task} run",
         description=description,
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawHelpFormatter,
     )
     train.add_argument("--config", required=True, type=Path, help="YAML config file")
     train.add_argument(
@@ -109,28 +122,35 @@ def _add_train_parser(tasks: argparse._SubParsersAction, task: str) -> None:
         metavar="KEY=VALUE",
         help="override a config key (dotted path; value parsed as YAML); repeatable",
     )
-    train.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="run seed (default 0)")
+    train.add_argument("--seed", type=_int_in(0, SEED_MAX), default=0, help="run seed")
     train.add_argument("--out", required=True, type=_out_path, help="run directory (resumed if it has a checkpoint)")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geosparse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="geosparse", description=__doc__, formatter_class=_RawHelpFormatter)
     parser.add_argument("--version", action="version", version=f"geosparse {geosparse.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
         help="train one run and write DIR/metrics.json",
-        description="Train one run of a task; `geosparse train TASK --help` lists that task's config keys.",
+        description="Train one run of a task (prune on the schedule, evaluate, optionally retrain the lottery "
+        "ticket); `geosparse train TASK --help` lists that task's config keys.",
+        formatter_class=_HelpFormatter,
     )
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in TASKS:
         _add_train_parser(tasks, task)
-    data = commands.add_parser("data", help="fetch and verify a dataset (exit 1 if that fails)")
+    data = commands.add_parser(
+        "data",
+        help="fetch and verify a dataset (exit 1 if that fails)",
+        description="Fetch WikiText-2 (v1, tokenized) from the first mirror that works, verify its checksum and "
+        "line counts, and write DEST/wiki.{train,valid,test}.tokens and DEST/source.json. Works from any "
+        "directory; nothing is written unless everything verified.",
+        formatter_class=_HelpFormatter,
+    )
     data.add_argument("dataset", choices=["wikitext2"])
-    data.add_argument("--dest", type=Path, default=Path("data/wikitext-2"), help="target folder")
+    data.add_argument("--dest", type=Path, default=Path("data/wikitext-2"), help="target folder (relative: to here)")
     data.add_argument(
         "--source",
         action="append",
@@ -141,15 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--config",
         type=Path,
-        default=Path("config/data/wikitext2.yaml"),
-        help="mirrors, checksum and expected line counts",
+        help=f"YAML of the mirrors, checksum and expected line counts (default: {WIKITEXT2_SPEC.name}, "
+        "shipped with geosparse)",
     )
-    sweep = commands.add_parser("sweep", help="prune a finished run further, evaluate each level")
+    sweep = commands.add_parser(
+        "sweep",
+        help="prune a finished run further, evaluate each level",
+        description="Post-hoc pruning sweep: prune a finished navigation run's sparse model by global magnitude "
+        "to each level and evaluate it (levels at or below its own sparsity: the model as trained).",
+        formatter_class=_HelpFormatter,
+    )
     sweep.add_argument("task", choices=["navigation"])  # sweep.py evaluates navigation runs only
     sweep.add_argument("--run", required=True, type=Path, help="finished run directory")
     sweep.add_argument("--levels", required=True, type=float, nargs="+", help="fractions in [0, 1)")
     sweep.add_argument("--out", required=True, type=_out_path, help="output JSON file")
-    export = commands.add_parser("export", help="write a finished navigation run as a sparse inference model")
+    export = commands.add_parser(
+        "export",
+        help="write a finished navigation run as a sparse inference model",
+        description="Write a finished navigation run as a sparse inference model (W_hh in CSR or BSR, "
+        "encoder/decoder sparse where they are at most 25 % dense); load it with geosparse.sparse.load_sparse.",
+        formatter_class=_HelpFormatter,
+    )
     export.add_argument("--run", required=True, type=Path, help="finished run directory")
     export.add_argument("--out", required=True, type=_out_path, help="output file (torch.save, weights_only-safe)")
     export.add_argument("--format", dest="layout", choices=EXPORT_LAYOUTS, default="csr", help="W_hh layout")
@@ -159,9 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="renumber hidden units by moduli position (geometry) or keep them (none)",
     )
-    export.add_argument("--blocksize", type=_int_in(1, MAX_BLOCKSIZE), default=32, help="BSR block size (default 32)")
+    export.add_argument("--blocksize", type=_int_in(1, MAX_BLOCKSIZE), default=32, help="BSR block size")
     bench = commands.add_parser(
-        "benchmark-inference", help="time a finished navigation run's sparse inference formats (CPU)"
+        "benchmark-inference",
+        help="time a finished navigation run's sparse inference formats (CPU)",
+        description="Time one step and a sequence of a finished navigation run's model in every inference format "
+        "on the CPU, check that each format's outputs match the training model's, and write the latencies, "
+        "weight bytes and block densities as JSON.",
+        formatter_class=_HelpFormatter,
     )
     bench.add_argument("--run", required=True, type=Path, help="finished run directory")
     bench.add_argument("--out", required=True, type=_out_path, help="output JSON file")
@@ -173,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--min-run-time", type=_seconds, default=0.2, help=f"seconds per measurement, in (0, {MAX_SECONDS:g}]"
     )
-    bench.add_argument("--threads", type=_int_in(1, MAX_THREADS), default=1, help="torch threads (default 1)")
+    bench.add_argument("--threads", type=_int_in(1, MAX_THREADS), default=1, help="torch threads")
     return parser
 
 
@@ -241,7 +278,7 @@ def _benchmark_inference(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     from geosparse.data.wikitext2 import DataError, Wikitext2Spec, fetch
 
-    spec = Wikitext2Spec.load(args.config)
+    spec = Wikitext2Spec.load(args.config or WIKITEXT2_SPEC)
     try:
         fetch(args.dest, spec, args.source, log=lambda message: print(message, file=sys.stderr))
     except DataError as error:

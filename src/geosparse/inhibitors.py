@@ -1,4 +1,4 @@
-"""Inhibitor functions f: moduli distance -> penalty coefficient (PAPER.md table).
+"""Inhibitor functions f: moduli distance -> penalty coefficient (the paper table).
 
 Each maps a tensor of distances ``d`` (any shape, moduli units) to coefficients of the
 same shape.

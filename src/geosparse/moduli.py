@@ -3,7 +3,7 @@
 Every space samples ``n`` positions from a ``torch.Generator`` and computes exact,
 vectorised pairwise distances (no Python loop over neurons). Positions are tensors of
 shape ``(n, dim)``; distances are ``(n, m)`` tensors in the space's length units
-(PAPER.md, "Moduli spaces").
+(the paper, "Moduli spaces").
 
 | name     | positions                     | distance                                   |
 |----------|-------------------------------|--------------------------------------------|

@@ -24,7 +24,7 @@ def scheduled_fraction(epoch: int, epochs: int, target: float, schedule: str = "
     """Fraction to prune *before* 0-based ``epoch`` of ``epochs``.
 
     linear: ``target * e / (E - 1)`` so the last epoch trains at the full target
-    (PAPER.md). cubic: ``target * (1 - (1 - e / (E - 1)) ** 3)`` (Zhu & Gupta 2017),
+    (the paper). cubic: ``target * (1 - (1 - e / (E - 1)) ** 3)`` (Zhu & Gupta 2017),
     which prunes fast early and gently near the target. One epoch means the target.
     """
     if schedule not in SCHEDULES:
@@ -44,7 +44,7 @@ class MagnitudePruner:
 
     Args:
         params: name -> parameter to prune (e.g. ``{"W_hh": rnn.weight_hh_l0, ...}``).
-        scope: ``global`` ranks all weights together (PAPER.md); ``per_tensor`` prunes
+        scope: ``global`` ranks all weights together (the paper); ``per_tensor`` prunes
             each tensor to the same fraction.
     """
 

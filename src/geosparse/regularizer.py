@@ -1,4 +1,4 @@
-"""The moduli regularizer: ``strength * mean_ij(R_ij * |W_ij| ** p)`` (PAPER.md).
+"""The moduli regularizer: ``strength * mean_ij(R_ij * |W_ij| ** p)`` (the paper).
 
 ``R`` (``coefficients``, shape ``(n, n)``) is built once from random neuron positions on
 a moduli space: ``R_ij = f(d(x_i, x_j))``, then optionally permuted (geometry destroyed,

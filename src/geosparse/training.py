@@ -255,7 +255,18 @@ class Trainer:
         state["wall_time_s"] += time.perf_counter() - started
         state["history"].append(record)
         state["epoch"] += 1
-        self.log.info("%s", _short(record))
+        self.log.info("%s | %s", self._progress(state), _short(record))
+
+    def _progress(self, state: dict) -> str:
+        """``<phase> epoch k/N, elapsed H:MM:SS, ETA H:MM:SS`` after an epoch: the ETA is the
+        run's remaining epochs (every phase) at its mean time per epoch so far."""
+        done = self.phases.index(state["phase"]) * self.total_epochs + state["epoch"]
+        remaining = len(self.phases) * self.total_epochs - done
+        elapsed = state["wall_time_s"]
+        return (
+            f"{state['phase']} epoch {state['epoch']}/{self.total_epochs}, elapsed {_clock(elapsed)}, "
+            f"ETA {_clock(elapsed / done * remaining)}"
+        )
 
     def _plateau(self, state: dict, record: dict, optimizer: torch.optim.Optimizer) -> None:
         """Divide the lr by ``training.lr_decay`` when ``record[Task.lr_plateau_key]`` did
@@ -376,6 +387,12 @@ def _position(state: dict) -> str:
     """Where a run stands, for the log: phase, epoch and, inside an epoch, the step."""
     step = f", step {state['partial']['step']}" if state["partial"] else ""
     return f"{state['phase']} at epoch {state['epoch']}{step}"
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS`` of a duration in seconds."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _short(record: dict) -> str:

@@ -120,7 +120,7 @@ def enabled_tasks():
 
 
 PAPER_TABLES = ("navigation",)
-"""Tasks with reported numbers in PAPER.md (``paper_results.<task>`` is required)."""
+"""Tasks with reported numbers in the paper (``paper_results.<task>`` is required)."""
 
 WIKITEXT2_SPLITS = ("train", "valid", "test")
 

@@ -1,6 +1,8 @@
 """WikiText-2 for a language grid whose base config reads the real corpus
 (`data.corpus: wikitext2`, the folder is its `data.dir`); the fixture corpus needs no rule."""
 
+from geosparse.data import WIKITEXT2_SPEC
+
 WIKITEXT2_DIR = next(
     (str(Path(f).parent) for f in (wikitext2_files("language") if "language" in config["tasks"] else [])),
     "data/wikitext-2",
@@ -9,13 +11,13 @@ WIKITEXT2_DIR = next(
 
 rule wikitext2:
     """Fetch and verify WikiText-2 (`geosparse data wikitext2`; mirrors and checksum in
-    config/data/wikitext2.yaml). Offline it fails, with the reason in its log; a copy
+    src/geosparse/data/wikitext2.yaml). Offline it fails, with the reason in its log; a copy
     already in place (the three wiki.*.tokens files, e.g. from `geosparse data wikitext2
     --source <local zip or folder> --dest <dir>`) is used as it is: the spec is
     `ancient`, so only missing files start this job (Snakemake deletes a job's outputs
     before it runs)."""
     input:
-        spec=ancient("config/data/wikitext2.yaml"),
+        spec=ancient(os.path.relpath(WIKITEXT2_SPEC)),
     output:
         [f"{WIKITEXT2_DIR}/wiki.{split}.tokens" for split in WIKITEXT2_SPLITS],
     params:

@@ -4,7 +4,8 @@ main comparison)."""
 
 import pandas as pd
 import seaborn as sns
-from plotting import empty, save
+from matplotlib.patches import Patch
+from plotting import below_panels, empty, save
 from tables_io import snakemake_job
 
 
@@ -33,8 +34,9 @@ def plot(runs: pd.DataFrame, error: pd.DataFrame, path: str) -> None:
         xs = [paper["paper_error_cm_mean"][order[i]] for i in ys]
         ax.scatter(xs, ys, marker="D", color="black", zorder=3, label="paper (Ng = 4096)")
         ax.set_title(target_label)
-    grid.axes.flat[-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left")
     grid.set_axis_labels("decoding error (cm)", "")
+    handles, labels = grid.axes.flat[-1].get_legend_handles_labels()
+    below_panels(grid.figure, [Patch(color="tab:blue"), *handles], ["measured (mean, sd over seeds)", *labels])
     save(grid.figure, path)
 
 

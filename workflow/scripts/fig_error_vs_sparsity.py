@@ -19,14 +19,17 @@ def plot(sweep: pd.DataFrame, paper_csv: str, path: str) -> None:
         empty(path, "no completed runs to sweep")
         return
     data["Training target"] = data["target"].map(lambda t: f"trained to {100 * t:g} %")
+    paper_marker = Line2D([], [], marker="D", linestyle="", color="white", markeredgecolor="black")
     grid = target_panels(
         data,
         "level",
         "error_cm",
         "Training target",
-        "pruned fraction (levels below the target: model as trained)",
+        "",
         "decoding error (cm)",
+        extra=((paper_marker, "paper (Ng = 4096), at the target"),),
     )
+    grid.figure.supxlabel("pruned fraction (levels below the target: model as trained)", y=0.0)
     labels = dict(zip(data["regularizer"], data["label"], strict=False))
     order = list(dict.fromkeys(data["label"]))  # relplot's hue order: first appearance
     colours = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
@@ -44,18 +47,6 @@ def plot(sweep: pd.DataFrame, paper_csv: str, path: str) -> None:
                 color=colours[labels[row.regularizer]],
                 edgecolor="black",
             )
-    handles = [Line2D([], [], color=colours[name], marker="o") for name in order]
-    handles.append(Line2D([], [], marker="D", linestyle="", color="white", markeredgecolor="black"))
-    grid.legend.remove()
-    grid.figure.legend(
-        handles=handles,
-        labels=[*order, "paper (Ng = 4096), at the target"],
-        title="regularizer",
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
-    )
-    grid.set_axis_labels("", "decoding error (cm)")  # one x label for all panels (no overlap)
-    grid.figure.supxlabel("pruned fraction (levels below the target: model as trained)", y=-0.02)
     save(grid.figure, path)
 
 

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 
 sns.set_theme(style="whitegrid", context="paper")
 
@@ -32,9 +33,32 @@ def empty(path: str, message: str) -> None:
     save(fig, path)
 
 
-def target_panels(data: pd.DataFrame, x: str, y: str, panel: str, xlabel: str, ylabel: str) -> sns.FacetGrid:
+def below_panels(fig: plt.Figure, handles: list, labels: list[str], title: str | None = None) -> None:
+    """One legend for the whole figure, centred under its panels in as few rows as fit
+    (at most 3 entries per row), so the panels keep the figure's full width."""
+    fig.legend(
+        handles=handles,
+        labels=labels,
+        title=title,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(3, len(labels)),
+        frameon=False,
+    )
+
+
+def target_panels(
+    data: pd.DataFrame,
+    x: str,
+    y: str,
+    panel: str,
+    xlabel: str,
+    ylabel: str,
+    extra: tuple[tuple[Artist, str], ...] = (),
+) -> sns.FacetGrid:
     """Lines of ``y`` against ``x`` per regularizer (``label``; mean and sd over seeds),
-    one panel per value of the column ``panel`` (e.g. the training target)."""
+    one panel per value of the column ``panel`` (e.g. the training target); the legend
+    (the regularizers, then the ``extra`` (handle, label) entries) goes under the panels."""
     grid = sns.relplot(
         data=data,
         x=x,
@@ -46,12 +70,16 @@ def target_panels(data: pd.DataFrame, x: str, y: str, panel: str, xlabel: str, y
         errorbar="sd",
         height=3.2,
         aspect=1.2,
-        facet_kws={"sharey": True},
+        facet_kws={"sharey": True, "legend_out": False},  # no room kept beside the panels
     )
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels(xlabel, ylabel)
     grid.tick_params(axis="x", labelrotation=45)  # sweep levels sit close together
-    grid.legend.set_title("regularizer")
+    legend = grid.legend
+    handles = [*legend.legend_handles, *(h for h, _ in extra)]
+    labels = [*(t.get_text() for t in legend.texts), *(label for _, label in extra)]
+    legend.remove()
+    below_panels(grid.figure, handles, labels, "regularizer")
     return grid
 
 

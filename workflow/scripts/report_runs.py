@@ -12,7 +12,8 @@ run is a row marked "not run". Usage (from the repository root)::
 A run is accepted for a name when its regularizer config has every value of that name's
 ``regularizers.<name>.set`` (inhibitor and inversion aside when the space is ``none``:
 R = 0 either way), a target of the grid, and no other run has its name, target and seed. Writes
-``DIR/navigation_error.{csv,md,tex}`` and ``DIR/summary.md``.
+``DIR/navigation_error.{csv,md,tex}``, ``DIR/summary.md`` and the comparison figure of the
+runs that exist, ``DIR/navigation_comparison.{png,pdf}``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aggregate_runs
+import fig_comparison
 import summary
 import table_navigation_error
 import table_navigation_lottery
@@ -75,8 +77,8 @@ def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
     }
 
 
-def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(tidy error table, display table, summary Markdown) of the given runs."""
+def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(tidy runs, tidy error table, display table, summary Markdown) of the given runs."""
     records, paths = [], []
     for name, path in named_files:
         record = record_for(name, read_json(path), path, config)
@@ -92,7 +94,7 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
     tidy, display = table_navigation_error.build(everything, paper)
     lottery, _ = table_navigation_lottery.build(runs, paper)
     text, _ = summary.build(tidy[tidy["n_runs"] > 0], lottery, runs, config["claims"]["navigation"])
-    return tidy, display, text
+    return runs, tidy, display, text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("runs are NAME=path/to/metrics.json")
     config = pipeline_config(args.config)
     try:
-        tidy, display, text = build(named, config)
+        runs, tidy, display, text = build(named, config)
     except ValueError as error:
         print(f"report_runs: error: {error}", file=sys.stderr)
         return 2
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = {ext: str(args.out / f"navigation_error.{ext}") for ext in ("csv", "md", "tex")}
     tables_io.write_table(tidy, display, paths, table_navigation_error.CAPTION)
     (args.out / "summary.md").write_text(text)
-    print(f"{len(named)} runs -> {args.out}/navigation_error.md, {args.out}/summary.md")
+    fig_comparison.plot(runs, tidy[tidy["n_runs"] > 0], str(args.out / "navigation_comparison.png"))
+    print(f"{len(named)} runs -> {args.out}/navigation_error.md, summary.md, navigation_comparison.png")
     return 0
 
 

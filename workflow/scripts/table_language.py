@@ -4,7 +4,7 @@ per regularizer and target, mean (std) over completed seeds.
 Tidy CSV columns: regularizer, label, target, data (``WikiText-2`` or ``FIXTURE``: the
 corpus the runs were trained on), n_runs, n_diverged, test_loss_mean/std,
 test_ppl_mean/std, test_accuracy_mean/std, val_loss_increases_mean, W_hh_sparsity_mean,
-sparsity_mean (measured, not the target). PAPER.md reports no numbers for this task.
+sparsity_mean (measured, not the target). the paper reports no numbers for this task.
 Runs on the fixture corpus (built from the WikiText-2 valid and test files) are labelled
 FIXTURE in the data column and in the caption; they are not WikiText-2 results.
 """

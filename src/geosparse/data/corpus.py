@@ -1,6 +1,6 @@
 """Word-level corpora for language modelling: tokenisation, vocabulary, tensor cache.
 
-Tokenisation follows PAPER.md: each line is split on whitespace and gets one ``<eos>``;
+Tokenisation follows the paper: each line is split on whitespace and gets one ``<eos>``;
 the vocabulary is the training split's words in order of first appearance; words of
 other splits missing from it map to ``<unk>`` (WikiText-2 has none, the fixture some).
 Token ids are int64 tensors of shape ``(n_tokens,)``, cached with ``torch.save`` under

@@ -74,7 +74,7 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class Wikitext2Spec:
-    """What to fetch and how to verify it (``config/data/wikitext2.yaml``)."""
+    """What to fetch and how to verify it (``geosparse.data.WIKITEXT2_SPEC`` unless ``--config`` names another)."""
 
     archive_md5: str | None
     member_dir: str

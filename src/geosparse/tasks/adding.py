@@ -1,4 +1,4 @@
-"""The adding problem (PAPER.md, "Adding problem"; paper v2).
+"""The adding problem (the paper, "Adding problem"; paper v2).
 
 Each sample is a sequence of ``length`` steps with two input channels: channel 0 holds
 values uniform in [0, 1), channel 1 is 1 at exactly two (uniformly chosen, distinct)
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 BASELINE_MSE = 1 / 6
-"""MSE of always predicting 1 (PAPER.md: 0.167)."""
+"""MSE of always predicting 1 (the paper: 0.167)."""
 GROUPS = ("i2h", "h2o")
 """Prunable weight matrices."""
 

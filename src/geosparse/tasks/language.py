@@ -1,4 +1,4 @@
-"""Word-level language modelling (PAPER.md, "Language modelling"), PyTorch
+"""Word-level language modelling (the paper, "Language modelling"), PyTorch
 word_language_model style: embedding -> Elman RNN (tanh) -> linear decoder -> log-softmax.
 
 Tensors are time-major. Token streams are int64 ``(n_tokens,)``; batched streams are

@@ -1,4 +1,4 @@
-"""Navigation / path integration (Sorscher et al. set-up, PAPER.md "Navigation").
+"""Navigation / path integration (Sorscher et al. set-up, the paper "Navigation").
 
 Units: positions in metres, box centred at the origin; velocities are displacements per
 time step (metres / step, dt = 0.02 s); decoding error is reported in centimetres.
