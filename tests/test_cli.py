@@ -210,6 +210,19 @@ def test_every_subcommand_help_has_a_description_and_shows_its_defaults():
     assert "(default: auto)" in " ".join(commands["train adding"].format_help().split())
 
 
+def test_the_train_commands_are_the_task_registry(monkeypatch):
+    """``geosparse train`` has one subcommand per ``geosparse.tasks.TASKS`` entry; a
+    registered task gets its own, with its headline result in the help."""
+    from geosparse.tasks import TASKS, TaskSpec
+
+    assert [c.split()[1] for c in _subcommands(build_parser()) if c.startswith("train ")] == list(TASKS)
+    toy_schema = {"description": "One toy run, for the registry test only.", "properties": {"task": {}}}
+    monkeypatch.setitem(TASKS, "toy", TaskSpec("toy_module:ToyTask", "toy_score", ("toy_score",)))
+    monkeypatch.setattr("geosparse.config.load_schema", lambda name: toy_schema if name == "toy" else load_schema(name))
+    help_text = _subcommands(build_parser())["train toy"].format_help()
+    assert "prints status, toy_score and W_hh_sparsity" in help_text
+
+
 def test_version_and_module_entry_point():
     result = run_cli_subprocess(["--version"])
     assert result.returncode == 0 and result.stdout.startswith("geosparse ")

@@ -123,6 +123,18 @@ def test_aggregate_without_lottery_has_sparse_rows_only(tmp_path):
     assert table["target"].tolist() == [0.98]
 
 
+def test_aggregate_keeps_the_result_keys_of_the_task_registry(tmp_path, monkeypatch):
+    """A task registered in ``geosparse.tasks.TASKS`` is aggregated with no change to the
+    script: its columns are its entry's ``result_keys``."""
+    from geosparse.tasks import TASKS, TaskSpec
+
+    monkeypatch.setitem(TASKS, "toy", TaskSpec("toy_module:ToyTask", "error_cm", ("error_cm", "sparsity")))
+    paths, records = _write(tmp_path, [(_metrics(5.0), _record("l1", 0.9, 0))])
+    table = aggregate_runs.aggregate(paths, records, "toy")
+    assert table["task"].tolist() == ["toy"] and table["error_cm"].tolist() == [5.0]
+    assert "loss" in aggregate_runs.aggregate(paths, records, "navigation") and "loss" not in table
+
+
 def test_aggregate_rejects_misaligned_inputs(tmp_path):
     paths, _ = _write(tmp_path, [(_metrics(5.0), _record("l1", 0.9, 0))])
     with pytest.raises(ValueError, match="1 metrics files for 0 runs"):

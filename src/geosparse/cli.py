@@ -25,10 +25,7 @@ from geosparse.data import WIKITEXT2_SPEC
 from geosparse.outputs import WriteError, check_out_dir, check_out_file
 from geosparse.rundir import Interrupted
 from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
-
-HEADLINES = {"navigation": "error_cm", "language": "test_ppl", "adding": "test_mse"}
-"""Task -> the result printed after training (the tasks themselves: geosparse.tasks.TASKS)."""
-TASKS = tuple(HEADLINES)
+from geosparse.tasks import TASKS
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -100,7 +97,7 @@ def _task_help(task: str) -> tuple[str, str]:
             spec = load_schema(spec["$ref"].removesuffix(".schema.yaml"))
         keys = sorted(spec.get("properties", {}))
         lines.append(f"  {section}: {', '.join(keys)}" if keys else f"  {section}")
-    lines.append(f"after training it prints status, {HEADLINES[task]} and W_hh_sparsity.")
+    lines.append(f"after training it prints status, {TASKS[task].headline} and W_hh_sparsity.")
     return textwrap.fill(description, 88), "\n".join(lines)
 
 
@@ -224,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     out = check_out_dir(args.out)
     metrics = Trainer(new_run(config, args.seed, device), out).train()
-    headline = HEADLINES[args.task]
+    headline = TASKS[args.task].headline
     final = metrics["final"] or {}
     print(
         f"status={metrics['status']} {headline}={final.get(headline)} "

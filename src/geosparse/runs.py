@@ -141,7 +141,7 @@ def new_run(config: dict, seed: int, device: torch.device) -> Run:
     """A fresh run of ``config["task"]``: the task, its model (seeded by
     ``derive_seed(seed, "model-init")`` without touching the global RNG stream) and the
     pruner over ``pruning.tensors``."""
-    module, name = TASKS[config["task"]].split(":")
+    module, name = TASKS[config["task"]].task_class.split(":")
     task = getattr(importlib.import_module(module), name)(config, seed, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "model-init"))

@@ -48,7 +48,7 @@ def _imports(path: Path) -> set[str]:
 def training_sources(task: str) -> list[Path]:
     """Every file the training of ``task`` runs: modules reachable from the driver and
     the task's module, their packages' ``__init__``, and the config schemas; sorted."""
-    todo = [DRIVER, TASKS[task].split(":")[0]]
+    todo = [DRIVER, TASKS[task].task_class.split(":")[0]]
     seen: set[str] = set()
     while todo:
         module = todo.pop()

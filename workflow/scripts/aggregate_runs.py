@@ -2,9 +2,9 @@
 
 Columns: task, run_id, regularizer, label, target, seed, phase (``sparse``: the pruned
 model; ``lottery``: retrained from a random init with the same masks), status
-(``completed``, ``diverged`` or ``not_run``), the task's result keys (``RESULT_KEYS``;
-navigation: error_cm, loss, W_hh_sparsity, sparsity, W_hh_fraction_below_1e-3), for
-language also corpus (``wikitext2`` or ``fixture``, from the run config) and data (the
+(``completed``, ``diverged`` or ``not_run``), the task's result keys (``result_keys`` of
+its ``geosparse.tasks.TASKS`` entry; navigation: error_cm, loss, W_hh_sparsity, sparsity,
+W_hh_fraction_below_1e-3), for language also corpus (``wikitext2`` or ``fixture``, from the run config) and data (the
 corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (navigation
 only), wall_time_s, device, cpu_model (metrics.json ``machine``).
 """
@@ -12,20 +12,8 @@ only), wall_time_s, device, cpu_model (metrics.json ``machine``).
 import pandas as pd
 from tables_io import MISSING, read_run_files, snakemake_job
 
-RESULT_KEYS = {
-    "navigation": ("error_cm", "loss", "W_hh_sparsity", "sparsity", "W_hh_fraction_below_1e-3"),
-    "language": (
-        "test_loss",
-        "test_ppl",
-        "test_accuracy",
-        "val_loss",
-        "val_ppl",
-        "val_loss_increases",
-        "W_hh_sparsity",
-        "sparsity",
-    ),
-    "adding": ("test_mse", "baseline_mse", "baseline_mse_measured", "val_mse", "W_hh_sparsity", "sparsity"),
-}
+from geosparse.tasks import TASKS
+
 PHASES = {"sparse": "final", "lottery": "lottery_ticket"}
 
 
@@ -51,7 +39,7 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
                 **record,
                 "phase": phase,
                 "status": phase_status(metrics, phase),
-                **{key: result.get(key) for key in RESULT_KEYS[task]},
+                **{key: result.get(key) for key in TASKS[task].result_keys},
                 **corpus,
                 "n_hidden": config["model"]["n_hidden"],
                 "epochs": config["training"]["epochs"],
