@@ -1,7 +1,8 @@
 """CI: DVC in a clone where `dvc repro` just reproduced the smoke grid (run from its root).
 
 Checks what a DVC user takes for granted: `dvc status` is clean; `dvc plots show` writes
-an HTML page, its sweep plot has one series (colour) per regularizer of the grid and
+an HTML page, its sweep and training-curve plots have one series (colour) per regularizer
+of the grid and
 the navigation figures are image plots; the trained runs go to a remote with `dvc push`
 and come back with `dvc pull`; `dvc exp run -S` on the grid's seeds changes the tables'
 seeds and nothing else is left to do."""
@@ -45,10 +46,11 @@ def main() -> None:
 
     plots = json.loads(dvc("plots", "show", "--json"))
     check(not plots.get("errors"), f"dvc plots show loads every plot (errors: {plots.get('errors')})")
-    (sweep,) = plots["data"][f"results/{grid}/tidy/navigation_sweep.csv"]
-    content = sweep["content"]
-    series = {row[content["encoding"]["color"]["field"]] for row in content["data"]["values"]}
-    check(series == labels, f"sweep plot: one series per regularizer ({len(series)}: {sorted(series)})")
+    for name, csv in (("sweep", "navigation_sweep.csv"), ("training curves", "navigation_history.csv")):
+        (plot,) = plots["data"][f"results/{grid}/tidy/{csv}"]
+        content = plot["content"]
+        series = {row[content["encoding"]["color"]["field"]] for row in content["data"]["values"]}
+        check(series == labels, f"{name} plot: one series per regularizer ({len(series)}: {sorted(series)})")
     images = [name for name, entries in plots["data"].items() if entries and entries[0]["type"] == "image"]
     check(len(images) == 6, f"six figures as image plots ({len(images)})")
     dvc("plots", "show", "-o", "dvc_plots")

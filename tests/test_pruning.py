@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from geosparse.pruning import MagnitudePruner, lottery_ticket_reinit, scheduled_fraction
+from geosparse.pruning import (
+    MagnitudePruner,
+    lottery_ticket_reinit,
+    measured_sparsity,
+    scheduled_fraction,
+    w_hh_sparsity,
+)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -211,6 +217,16 @@ def test_report_counts_exact_zeros():
     assert report["tensors"]["x"] == {"numel": 4, "zeros": 2, "sparsity": 0.5}
     assert report["tensors"]["y"] == {"numel": 4, "zeros": 1, "sparsity": 0.25}
     assert report["global"] == {"numel": 8, "zeros": 3, "sparsity": 3 / 8}
+
+
+def test_w_hh_sparsity_is_the_reports_measure_over_all_layers():
+    """One definition of measured sparsity: the pruner's report and every W_hh_sparsity
+    (one recurrent matrix, or several layers counted together) are ``measured_sparsity``."""
+    layers = [torch.tensor([[0.0, 1.0], [2.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 5.0]])]
+    assert w_hh_sparsity(layers[:1]) == 0.5
+    assert w_hh_sparsity(layers) == 5 / 8  # zeros over all entries, not the mean of 0.5 and 0.75
+    params = {"W_hh": nn.Parameter(layers[0].clone())}
+    assert MagnitudePruner(params).report() == measured_sparsity(params)
 
 
 def test_state_dict_round_trip():

@@ -237,8 +237,9 @@ def test_dvc_params_name_the_grid_of_their_config():
 def test_dvc_tracks_every_enabled_task_and_plots_what_the_grid_draws():
     """dvc.yaml's outputs cover the runs of every task (one ``runs/`` folder) and every
     tidy CSV, table and figure; its image plots are the navigation figures the default
-    grid builds, its data plot the sweep CSV with one line per regularizer (the template
-    colours by ``label``); the selected grid file's keys are params (``dvc exp run -S``)."""
+    grid builds, its data plots the sweep CSV and the per-epoch history (training curves),
+    one line per regularizer (the templates colour by ``label``), both written by the
+    grid; the selected grid file's keys are params (``dvc exp run -S``)."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     stage = dvc["stages"]["pipeline"]
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
@@ -254,12 +255,19 @@ def test_dvc_tracks_every_enabled_task_and_plots_what_the_grid_draws():
     figures = {p for p in planned_outputs(result.stdout + result.stderr) if p.endswith(".png")}
     images = {p.replace("${grid}", "default") for p in dvc["plots"] if isinstance(p, str)}
     assert images == figures
-    (sweep,) = [p for p in dvc["plots"] if isinstance(p, dict)]
-    ((path, spec),) = sweep.items()
-    assert path == "results/${grid}/tidy/navigation_sweep.csv"
-    template = json.loads((REPO / spec["template"]).read_text())
-    assert template["encoding"]["color"]["field"] == "label"
-    assert template["encoding"]["y"]["aggregate"] == "mean"
+    data_plots = dict(next(iter(p.items())) for p in dvc["plots"] if isinstance(p, dict))
+    assert set(data_plots) == {
+        "results/${grid}/tidy/navigation_sweep.csv",
+        "results/${grid}/tidy/navigation_history.csv",
+    }
+    planned = planned_outputs(result.stdout + result.stderr)
+    for path, spec in data_plots.items():
+        assert path.replace("${grid}", "default") in planned  # the grid writes the plotted CSV
+        template = json.loads((REPO / spec["template"]).read_text())
+        assert template["encoding"]["color"]["field"] == "label"
+        assert template["encoding"]["y"]["aggregate"] == "mean"
+    curves = json.loads((REPO / data_plots["results/${grid}/tidy/navigation_history.csv"]["template"]).read_text())
+    assert curves["transform"] == [{"filter": "datum.phase == 'sparse'"}]  # training curves of the pruning phase
 
 
 def test_dvc_lock_is_the_shipped_default_pipeline():

@@ -29,6 +29,7 @@ import torch
 from torch.utils import benchmark as tb
 
 from geosparse.files import read_json
+from geosparse.pruning import w_hh_sparsity
 from geosparse.runio import derive_seed, describe_device, versions
 from geosparse.sparse import INFERENCE_FORMATS, SparseNavigationRNN, block_densities, load_run
 from geosparse.tasks.navigation import TrajectoryGenerator
@@ -88,7 +89,7 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
         "n_place_cells": run.task.place_cells.n,
         "space": reg.space.name,
         "permute": bool(reg.permute),
-        "W_hh_sparsity": float((w_hh == 0).float().mean()),
+        "W_hh_sparsity": w_hh_sparsity([w_hh]),
         "block_density": block_densities(w_hh, models["csr-geo"].permutation if "csr-geo" in models else None),
         "skipped": notes,
     }

@@ -20,6 +20,23 @@ SCHEDULES = ("linear", "cubic")
 SCOPES = ("global", "per_tensor")
 
 
+@torch.no_grad()
+def measured_sparsity(tensors: Mapping[str, torch.Tensor]) -> dict:
+    """The one definition of measured sparsity: exact zeros per tensor (``tensors``) and
+    over all of them together (``global``), each as ``{numel, zeros, sparsity}``. The
+    pruner's ``report`` and every ``W_hh_sparsity`` are this."""
+    report = {name: {"numel": t.numel(), "zeros": int((t == 0).sum())} for name, t in tensors.items()}
+    for entry in report.values():
+        entry["sparsity"] = entry["zeros"] / entry["numel"]
+    numel, zeros = sum(e["numel"] for e in report.values()), sum(e["zeros"] for e in report.values())
+    return {"tensors": report, "global": {"numel": numel, "zeros": zeros, "sparsity": zeros / numel}}
+
+
+def w_hh_sparsity(recurrent: list[torch.Tensor]) -> float:
+    """Measured sparsity of a model's recurrent matrices together (one per layer)."""
+    return measured_sparsity({f"W_hh_l{i}": w for i, w in enumerate(recurrent)})["global"]["sparsity"]
+
+
 def scheduled_fraction(epoch: int, epochs: int, target: float, schedule: str = "linear") -> float:
     """Fraction to prune *before* 0-based ``epoch`` of ``epochs``.
 
@@ -86,20 +103,9 @@ class MagnitudePruner:
         for name, p in self.params.items():
             p.mul_(self.masks[name])
 
-    @torch.no_grad()
     def report(self) -> dict:
-        """Measured sparsity: exact zeros per tensor and over all pruned tensors."""
-        tensors = {}
-        zeros_total = numel_total = 0
-        for name, p in self.params.items():
-            zeros, numel = int((p == 0).sum()), p.numel()
-            tensors[name] = {"numel": numel, "zeros": zeros, "sparsity": zeros / numel}
-            zeros_total += zeros
-            numel_total += numel
-        return {
-            "tensors": tensors,
-            "global": {"numel": numel_total, "zeros": zeros_total, "sparsity": zeros_total / numel_total},
-        }
+        """Measured sparsity of the pruned tensors (``measured_sparsity``)."""
+        return measured_sparsity(self.params)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: mask.clone() for name, mask in self.masks.items()}

@@ -1,9 +1,9 @@
 """Config validation and the grid, shared by every task's rules.
 
 Rules read a task's grid only through these functions (``grid``, ``run_ids``,
-``run_overrides``, ...), so adding a task means: a ``geosparse.tasks.TASKS`` entry, a
-``tasks.<task>`` entry in the schema and configs, its tables / figures in tables.smk /
-figures.smk, and its targets in ``TASK_OUTPUTS`` (rule ``train`` serves every task).
+``run_overrides``, ...), and its final targets come from its ``geosparse.tasks.TASKS``
+entry (``task_outputs``): rule ``train`` and the aggregations serve every task, so a
+new task needs rules only for tables and figures of its own (docs/extending.md).
 """
 
 import functools
@@ -41,6 +41,7 @@ os.environ.update({
 })
 from geosparse.grid import has_positions, run_assignments
 from geosparse.sources import code_version
+from geosparse.tasks import TASKS
 
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 
@@ -119,7 +120,7 @@ def enabled_tasks():
     return [task for task, g in config["tasks"].items() if g.get("enabled", True)]
 
 
-PAPER_TABLES = ("navigation",)
+PAPER_TABLES = [task for task, spec in TASKS.items() if spec.paper_results]
 """Tasks with reported numbers in the paper (``paper_results.<task>`` is required)."""
 
 WIKITEXT2_SPLITS = ("train", "valid", "test")
@@ -305,42 +306,27 @@ def metrics_files():
               for r, t in grid_cells("navigation"))]
 
 
-TASK_OUTPUTS = {
-    "navigation": [
-        *expand(f"{RESULTS}/tables/navigation_{{table}}.{{ext}}", table=["error", "lottery", "inference", "structure"],
-                ext=["csv", "md", "tex"]),
-        *expand(f"{RESULTS}/figures/navigation_{{fig}}.{{ext}}", ext=["png", "pdf"],
-                fig=["error_vs_sparsity", "comparison", "connectivity", "heatmaps", "rate_maps", "persistence"]),
-        f"{RESULTS}/summary.md",
-        *metrics_files(),
-    ],
-    "language": [
-        *expand(f"{RESULTS}/tables/language_scores.{{ext}}", ext=["csv", "md", "tex"]),
-        f"{RESULTS}/figures/language_val_loss.png",
-        f"{RESULTS}/figures/language_val_loss.pdf",
-    ],
-    "adding": [
-        *expand(f"{RESULTS}/tables/adding_mse.{{ext}}", ext=["csv", "md", "tex"]),
-        f"{RESULTS}/figures/adding_val_mse.png",
-        f"{RESULTS}/figures/adding_val_mse.pdf",
-        f"{RESULTS}/summary.md",
-    ],
-}
-"""Final targets per task (tables, figures, summary)."""
-
-
-RUN_OUTPUTS = {"navigation": ("metrics.json", "sweep.json", "inference.json", "structure.json"),
-               "language": ("metrics.json",), "adding": ("metrics.json",)}
-"""Per-run files, also final targets: one deleted by hand is rebuilt (Snakemake does not
-rebuild a missing intermediate file whose consumers are up to date), and the tables
-that read it follow because their input is newer."""
+def task_outputs(task):
+    """Final targets of ``task``, from its ``geosparse.tasks.TASKS`` entry: the tidy runs
+    and per-epoch history, its tables and figures, ``summary.md`` and the DVC metrics if
+    the summary reports on it, and every run's own files. Those are final targets too: one
+    deleted by hand is rebuilt (Snakemake does not rebuild a missing intermediate file
+    whose consumers are up to date), and the tables that read it follow because their
+    input is newer."""
+    spec = TASKS[task]
+    return [
+        f"{RESULTS}/tidy/{task}_runs.csv",
+        f"{RESULTS}/tidy/{task}_history.csv",
+        *expand(f"{RESULTS}/tables/{task}_{{name}}.{{ext}}", name=spec.tables, ext=["csv", "md", "tex"]),
+        *expand(f"{RESULTS}/figures/{task}_{{name}}.{{ext}}", name=spec.figures, ext=["png", "pdf"]),
+        *([f"{RESULTS}/summary.md", *metrics_files()] if spec.summary else []),
+        *(path for name in spec.run_files for path in run_files(task, name)),
+    ]
 
 
 def all_outputs():
-    """Final targets of every task in the config: its tables, figures and summary, and
-    every run's own files."""
-    return [path for task in enabled_tasks()
-            for path in [*TASK_OUTPUTS[task], *(f for name in RUN_OUTPUTS[task] for f in run_files(task, name))]]
+    """Final targets of every task in the config (``task_outputs``), each once."""
+    return list(dict.fromkeys(path for task in enabled_tasks() for path in task_outputs(task)))
 
 
 REPORT = f"{RESULTS}/report.html"

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from geosparse.pruning import w_hh_sparsity
 from geosparse.regularizer import from_config as regularizer_from_config
 from geosparse.runio import derive_seed, finite_or_none, generator_state
 from geosparse.tasks.adding import BASELINE_MSE, AddingRNN, adding_data
@@ -93,7 +94,7 @@ class AddingTask:
             "baseline_mse_measured": float(((targets - 1.0) ** 2).mean()),
             "beats_baseline": test is not None and test < BASELINE_MSE,
             "val_mse": self.mse(model, "valid"),
-            "W_hh_sparsity": float((w_hh == 0).float().mean()),
+            "W_hh_sparsity": w_hh_sparsity([w_hh]),
         }
 
     def state_dict(self) -> dict:

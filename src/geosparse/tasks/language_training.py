@@ -17,6 +17,7 @@ from torch import nn
 
 from geosparse.config import ConfigError
 from geosparse.data.corpus import load_corpus
+from geosparse.pruning import w_hh_sparsity
 from geosparse.regularizer import from_config as regularizer_from_config
 from geosparse.runio import derive_seed, finite_or_none
 from geosparse.tasks.language import (
@@ -158,7 +159,7 @@ class LanguageTask:
             "val_ppl": valid["ppl"],
             "val_loss_history": history,
             "val_loss_increases": sum(1 for a, b in itertools.pairwise(self.val_history) if not b <= a),
-            "W_hh_sparsity": sum(int((w == 0).sum()) for w in w_hh) / sum(w.numel() for w in w_hh),
+            "W_hh_sparsity": w_hh_sparsity(w_hh),
             "vocab_size": self.vocab_size,
         }
 

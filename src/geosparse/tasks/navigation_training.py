@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from geosparse.pruning import w_hh_sparsity
 from geosparse.regularizer import from_config as regularizer_from_config
 from geosparse.runio import derive_seed
 from geosparse.tasks.navigation import (
@@ -118,7 +119,7 @@ class NavigationTask:
         return {
             "error_cm": float(torch.stack(errors).mean()),
             "loss": float(torch.stack(losses).mean()),
-            "W_hh_sparsity": float((w_hh == 0).float().mean()),
+            "W_hh_sparsity": w_hh_sparsity([w_hh]),
             "W_hh_fraction_below_1e-3": float((w_hh.abs() < SMALL_WEIGHT).float().mean()),
             "eval_rule": (
                 "pruning masks only: pruned weights are exact zeros"
