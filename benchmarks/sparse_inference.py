@@ -46,13 +46,13 @@ import torch
 from sparse_helpers import hilbert_order, synthetic_mask
 
 from geosparse.inference_benchmark import measure
+from geosparse.runs import load_finished
 from geosparse.sparse import (
     BLOCKSIZES,
     INFERENCE_FORMATS,
     SparseNavigationRNN,
     block_density,
     geometry_order,
-    load_run,
     nbytes,
     stored_nbytes,
 )
@@ -231,7 +231,8 @@ def blocks(args: argparse.Namespace) -> list[dict]:
                         }
                     )
     for run_dir in args.trained_run:
-        run, masks = load_run(run_dir)
+        finished = load_finished(run_dir, task="navigation")
+        run, masks = finished.run, finished.masks
         mask = masks["W_hh"]
         reg = run.regularizer
         name = f"trained:{Path(run_dir).name} ({reg.space.name}{', permuted' if reg.permute else ''})"

@@ -3,9 +3,11 @@ key or file), before any work, and leaves nothing behind. In-process, seconds in
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import shutil
 import signal
 import socket
 import stat
@@ -381,3 +383,290 @@ def test_a_signal_mid_epoch_checkpoints_and_the_rerun_is_identical(capsys, tmp_p
         f"resuming sparse at epoch {saved['epoch']}, step {saved['partial']['step']}" in (out / "train.log").read_text()
     )
     assert comparable(read_metrics(out)) == _uninterrupted[task]
+
+
+# 13. One schema per run file, checked before use ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(cli_args(out)) == 0
+    return out
+
+
+def _edit_metrics(metrics: dict, how: str):
+    if how == "a list":
+        return [metrics]
+    if how == "status NaN":
+        return {**metrics, "status": float("nan")}
+    if how == "config a string":
+        return {**metrics, "config": "navigation"}
+    if how == "schema 2":
+        return {**metrics, "schema_version": 2}
+    if how == "no seed":
+        return {k: v for k, v in metrics.items() if k != "seed"}
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how,key",
+    [
+        ("a list", "must hold a mapping"),
+        ("status NaN", "key 'status': must be str"),
+        ("config a string", "key 'config': must be dict"),
+        ("schema 2", "key 'schema_version': version 2"),
+        ("no seed", "key 'seed': missing"),
+    ],
+)
+def test_a_metrics_json_that_breaks_its_schema_is_named(capsys, tmp_path, finished_run, how, key):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    metrics = read_metrics(run)
+    (run / "metrics.json").write_text(json.dumps(_edit_metrics(metrics, how)))  # NaN: as a hand edit would
+    code = main(["export", "--run", str(run), "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"geosparse: error: {run / 'metrics.json'}") and key in err, err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def _edit_model(saved: dict, how: str):
+    if how == "a list":
+        return [saved]
+    if how == "no config":
+        return {k: v for k, v in saved.items() if k != "config"}
+    if how == "no masks":
+        return {k: v for k, v in saved.items() if k != "masks"}
+    if how == "wrong shape":
+        return {**saved, "model": {**saved["model"], "rnn.weight_hh_l0": torch.zeros(3, 3)}}
+    if how == "unknown task":
+        return {**saved, "config": {**saved["config"], "task": "chess"}}
+    if how == "huge n_hidden":
+        return {**saved, "config": {**saved["config"], "model": {**saved["config"]["model"], "n_hidden": 2_000_000}}}
+    if how == "version 2":
+        return {**saved, "version": 2}
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how,key",
+    [
+        ("a list", "must hold a mapping"),
+        ("no config", "key 'config': missing"),
+        ("no masks", "key 'masks': missing"),
+        ("wrong shape", "key 'model.rnn.weight_hh_l0': shape (3, 3)"),
+        ("unknown task", "key 'config.task': unknown task 'chess'"),
+        ("huge n_hidden", "config key 'model.n_hidden': 2000000 is greater than the maximum of 16384"),
+        ("version 2", "key 'version': format version 2"),
+    ],
+)
+def test_a_model_file_that_breaks_its_schema_is_named_before_anything_is_built(
+    capsys, tmp_path, finished_run, how, key
+):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    model = run / "model_sparse.pt"
+    torch.save(_edit_model(runio.load_checkpoint(model), how), model)
+    code = main(["export", "--run", str(run), "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"geosparse: error: {model}") and key in err, err
+
+
+@pytest.mark.parametrize(
+    "how,key",
+    [
+        ("a list", "must hold a mapping"),
+        ("wrong shape", "key 'model.rnn.weight_hh_l0': shape (3, 3)"),
+        ("step out of range", "key 'partial.step': must be an integer in [0, 10)"),
+        ("epoch a float", "key 'epoch': must be int"),
+    ],
+)
+def test_a_checkpoint_that_breaks_its_schema_is_named(capsys, tmp_path, finished_run, how, key):
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = runio.load_checkpoint(finished_run / "checkpoint.pt")
+    saved = {**saved, "epoch": 1, "status": "running", "results": {}}
+    if how == "step out of range":
+        saved["partial"] = {"step": 10, "sums": {}}
+    elif how == "epoch a float":
+        saved["epoch"] = 1.0
+    else:
+        saved = _edit_model(saved, how)
+    torch.save(saved, out / "checkpoint.pt")
+    err = _exit_2(capsys, tmp_path, out=out)
+    assert str(out / "checkpoint.pt") in err and key in err, err
+
+
+# 14. Values that fit a loose schema but not the code or the machine ---------------------
+
+
+@pytest.mark.parametrize(
+    "override,key,problem",
+    [
+        ("model.n_hidden=1.6e1", "model.n_hidden", "is not of type 'integer'"),
+        ("place_cells.seed=18446744073709551616", "place_cells.seed", "maximum of 4294967295"),
+        ("trajectory.batch_size=1000000000000", "trajectory.batch_size", "maximum of 4096"),
+        ("training.steps_per_epoch=1e12", "training.steps_per_epoch", "is not of type 'integer'"),
+        ("evaluation.batches=1000000000", "evaluation.batches", "maximum of 100000"),
+    ],
+)
+def test_sizes_are_integers_within_bounds(capsys, tmp_path, override, key, problem):
+    err = _exit_2(capsys, tmp_path, [override])
+    assert f"config key '{key}'" in err and problem in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_other_tasks_sizes_are_bounded():
+    adding = geoconfig.load_yaml(TASK_SMOKE["adding"])
+    for key, value in [("train_samples", 10**12), ("length", 4000.0)]:
+        with pytest.raises(ValueError, match=f"config key 'data.{key}'"):
+            geoconfig.validate({**adding, "task": "adding", "data": {**adding["data"], key: value}}, "adding")
+    language = geoconfig.load_yaml(TASK_SMOKE["language"])
+    tokens = {**language["data"]["max_tokens"], "train": 4000.0}
+    with pytest.raises(ValueError, match=r"config key 'data\.max_tokens\.train'"):
+        geoconfig.validate(
+            {**language, "task": "language", "data": {**language["data"], "max_tokens": tokens}}, "language"
+        )
+
+
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        (["--batch", "1000000000"], "--batch: must be in [1, 4096]"),
+        (["--steps", "1000000000"], "--steps: must be in [1, 1000]"),
+        (["--min-run-time", "inf"], "--min-run-time: must be a finite number"),
+        (["--min-run-time", "nan"], "--min-run-time: must be a finite number"),
+        (["--min-run-time", "-1"], "--min-run-time: must be a finite number"),
+    ],
+)
+def test_benchmark_inference_sizes_are_bounded(capsys, tmp_path, args, problem):
+    with pytest.raises(SystemExit) as stop:
+        main(["benchmark-inference", "--run", str(tmp_path), "--out", str(tmp_path / "b.json"), *args])
+    assert stop.value.code == 2 and problem in capsys.readouterr().err
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        (BILLION_LAUGHS, "aliases expand to more than"),
+        ("model: " + "[" * 5000 + "]" * 5000 + "\n", "nesting deeper than 32 levels"),
+        ("loop: &l [*l]\n", "a recursive alias"),
+    ],
+    ids=["billion-laughs", "5000-deep", "recursive"],
+)
+def test_yaml_bombs_and_deep_nesting_are_refused_at_once(capsys, tmp_path, text, problem):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(f"extends: {SMOKE}\n{text}")
+    started = time.monotonic()
+    err = _exit_2(capsys, tmp_path, config=bomb)
+    assert problem in err and str(bomb) in err and time.monotonic() - started < 10
+
+
+def test_a_set_key_5000_levels_deep_is_refused(capsys, tmp_path):
+    err = _exit_2(capsys, tmp_path, [".".join(["k"] * 5000) + "=1"])
+    assert "a key of more than 32 parts" in err
+
+
+# 15. Files that are not text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"\x00\x01\x02binary", "is a binary file"),
+        ("model: {n_hidden: 64}  # \xe9t\xe9\n".encode("latin-1"), "is not UTF-8"),
+    ],
+    ids=["binary", "latin-1"],
+)
+def test_a_config_that_is_not_utf8_text_is_named(capsys, tmp_path, content, problem):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    err = _exit_2(capsys, tmp_path, config=bad)
+    assert f"config file {bad} {problem}" in err
+    err = _exit_2(capsys, tmp_path, config=tmp_path / "missing.yaml")
+    assert f"config file not found: {tmp_path / 'missing.yaml'}" in err
+    err = _exit_2(capsys, tmp_path, config=tmp_path)
+    assert f"config file {tmp_path} is a folder" in err
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ("splits: {train: {lines: lots}}\n", "missing or malformed key"),
+        ("splits: [1\n", "not valid YAML"),
+        ("\xff\xfe".encode("latin-1"), "is not UTF-8"),
+        (None, "wikitext2 data config not found"),
+    ],
+    ids=["lines-lots", "malformed", "non-utf8", "missing"],
+)
+def test_a_bad_wikitext2_data_config_is_named(capsys, tmp_path, content, problem):
+    spec = tmp_path / "wikitext2.yaml"
+    if isinstance(content, str):
+        spec.write_text(content)
+    elif content is not None:
+        spec.write_bytes(content)
+    code = main(["data", "wikitext2", "--config", str(spec), "--dest", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2 and problem in err and "Traceback" not in err, err
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_corpus_file_that_is_not_utf8_is_named(capsys, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(REPO / "data" / "wikitext-2-excerpt", corpus)
+    bad = next(p for p in corpus.iterdir() if "valid" in p.name)
+    bad.write_bytes(bad.read_bytes() + b"\xff\xfe")
+    args = [
+        *_task_args("language", tmp_path / "run"),
+        "--set",
+        f"data.dir={corpus}",
+        "--set",
+        f"data.cache_dir={tmp_path}",
+    ]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and f"corpus file {bad} is not UTF-8 text" in err, err
+
+
+# 16. Output paths checked before work; write errors in one line --------------------------
+
+
+def test_out_symlinks_empty_and_devices_are_refused_before_work(capsys, tmp_path, finished_run):
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere" / "run")
+    assert "cannot resolve it" in _exit_2(capsys, tmp_path, out=loop)
+    assert "a dangling symlink" in _exit_2(capsys, tmp_path, out=dangling)
+    with pytest.raises(SystemExit) as stop:
+        main([*cli_args(Path(""))[:-4], "--out", "", "--device", "cpu"])
+    assert stop.value.code == 2 and "--out: must not be empty" in capsys.readouterr().err
+    for out, problem in [(tmp_path, "is a folder; give a file name"), (Path("/dev/null"), "is not a regular file")]:
+        for command in (["export"], ["sweep", "navigation", "--levels", "0.95"], ["benchmark-inference"]):
+            code = main([*command, "--run", str(finished_run), "--out", str(out)])
+            err = capsys.readouterr().err
+            assert code == 2 and f"--out {out}: {problem}" in err, err
+    assert Path("/dev/null").is_char_device()
+
+
+def test_a_full_disk_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch, finished_run):
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    out = tmp_path / "m.pt"
+    code = main(["export", "--run", str(finished_run), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"geosparse: error: cannot write {out}: No space left on device\n"
+    assert not list(tmp_path.iterdir())  # no temp file left
+    run = tmp_path / "run"
+    code = main(cli_args(run))
+    err = capsys.readouterr().err
+    assert code == 1 and f"geosparse: error: cannot write {run}" in err and "No space left on device" in err
+    assert not list(run.glob(".*.tmp")) and not (run / "metrics.json").exists()

@@ -12,12 +12,11 @@ import torch
 from conftest import REPO, cli_args
 from geosparse.cli import main
 from geosparse.moduli import get_space
-from geosparse.runs import new_run
+from geosparse.runs import load_finished, new_run
 from geosparse.sparse import (
     SparseNavigationRNN,
     block_density,
     geometry_order,
-    load_run,
     load_sparse,
     permute_weights,
 )
@@ -194,7 +193,7 @@ def test_export_round_trip(trained_run, tmp_path, layout, order):
     assert raw["weights"]["W_hh"]["layout"] == layout
     assert raw["weights"]["W_hh"]["col_indices"].dtype == torch.int16
     sparse = load_sparse(out)
-    run, _ = load_run(trained_run)
+    run = load_finished(trained_run, task="navigation").run
     assert sparse.info["order"] == order and sparse.info["seed"] == 0
     assert (sparse.permutation is None) == (order == "none")
     velocity, code = _inputs(4)
@@ -208,16 +207,16 @@ def test_export_cli_errors(trained_run, tmp_path, capsys):
     cases = [
         (["--run", str(tmp_path / "missing")], "metrics.json"),
         (["--run", str(trained_run), "--format", "bsr", "--blocksize", "5"], "--blocksize that divides Ng = 64, not 5"),
-        (["--run", str(trained_run), "--blocksize", "0"], "blocksize"),
     ]
     for extra, message in cases:
         assert main(["export", "--out", str(out), *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("geosparse: error:") and message in err, err
         assert not out.exists()
-    with pytest.raises(SystemExit) as exc:
-        main(["export", "--run", str(trained_run), "--out", str(out), "--format", "coo"])
-    assert exc.value.code == 2
+    for extra in (["--format", "coo"], ["--blocksize", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["export", "--run", str(trained_run), "--out", str(out), *extra])
+        assert exc.value.code == 2
     bogus = tmp_path / "bogus.pt"
     torch.save({"format": "something else"}, bogus)
     with pytest.raises(ValueError, match="not a geosparse"):
@@ -257,7 +256,7 @@ def test_export_uses_learned_positions(tmp_path):
     assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
     out = tmp_path / "model.pt"
     assert main(["export", "--run", str(run), "--out", str(out), "--order", "geometry"]) == 0
-    loaded, _ = load_run(run)
+    loaded = load_finished(run, task="navigation").run
     fresh = new_run(loaded.config, loaded.seed, torch.device("cpu"))
     assert not torch.equal(fresh.regularizer.positions, loaded.regularizer.positions)  # restored, learned
     expected = geometry_order(loaded.regularizer.positions, loaded.regularizer.space)
@@ -357,7 +356,7 @@ def test_learned_positions_survive_the_workflow_deleting_the_checkpoint(tmp_path
     assert main(cli_args(run, "regularizer.learn_embedding=true")) == 0
     trained = torch.load(run / "checkpoint.pt", weights_only=True)["task_state"]["regularizer"]
     (run / "checkpoint.pt").unlink()  # as rule train does
-    loaded, _ = load_run(run)
+    loaded = load_finished(run, task="navigation").run
     for key, value in trained.items():
         assert torch.equal(loaded.regularizer.state_dict()[key], value), key
     fresh = new_run(loaded.config, loaded.seed, torch.device("cpu"))

@@ -1,7 +1,11 @@
 """Run configuration: YAML files, ``--set key=value`` overrides, schema validation.
 
 A config file may name a parent with ``extends: other.yaml`` (path relative to the
-file); the child is deep-merged over the parent. Every resolved config is validated
+file); the child is deep-merged over the parent. Files are read as UTF-8 text of at most
+``MAX_CONFIG_BYTES``; YAML nesting deeper than ``MAX_DEPTH`` levels, aliases that expand
+to more than ``MAX_NODES`` values (a "billion laughs" file) and recursive aliases are
+refused while parsing, as is a ``--set`` key of more than ``MAX_DEPTH`` parts. A schema's
+``integer`` is an int (``16.0`` is refused: sizes must not arrive as floats). Every resolved config is validated
 against the task's JSON schema (``geosparse/schemas/<task>.schema.yaml``) before any
 work starts; errors name the key and, where the schema has them, the allowed values.
 """
@@ -43,9 +47,68 @@ class ConfigError(InputError):
     """A config file or value is invalid; the message names the key."""
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of a YAML document, and most parts of a ``--set`` key."""
+MAX_NODES = 100_000
+"""Most values a YAML document may hold once its aliases are expanded."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (1 MiB)."""
+
+
+def read_text_file(path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a file of at most ``max_bytes``; a missing file, a folder, an
+    unreadable, binary, non-UTF-8 or oversized file raise InputError naming ``what`` and
+    the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a folder, not a file") from None
+    except OSError as error:
+        raise InputError(f"{what} {path}: cannot read it ({error.strerror})") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{what} {path} is larger than {max_bytes} bytes")
+    if b"\0" in data:
+        raise InputError(f"{what} {path} is a binary file, not UTF-8 text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` / ``1E5`` as floats (YAML 1.2), not strings,
-    and refuses a key repeated in one mapping (PyYAML keeps the last one silently)."""
+    refuses a key repeated in one mapping (PyYAML keeps the last one silently), nesting
+    deeper than ``MAX_DEPTH`` and aliases expanding beyond ``MAX_NODES`` values."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        """Refuse deep ``[[[...`` while scanning (the scanner is quadratic in flow depth)."""
+        super().fetch_flow_collection_start(token_class)
+        if self.flow_level > MAX_DEPTH:
+            raise ConfigError(f"nesting deeper than {MAX_DEPTH} levels at line {self.get_mark().line + 1}")
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise ConfigError(f"nesting deeper than {MAX_DEPTH} levels at line {line}")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}, set()) > MAX_NODES:
+            raise ConfigError(f"aliases expand to more than {MAX_NODES} values (an alias bomb?)")
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -62,6 +125,30 @@ class _Loader(yaml.SafeLoader):
                 raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Values in ``node`` with every alias expanded (memoised per node: fast for a bomb);
+    stops counting once above ``MAX_NODES``. A node containing itself is refused."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise ConfigError(f"a recursive alias at line {node.start_mark.line + 1}")
+    open_nodes.add(id(node))
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = []
+    for child in children:
+        size += _expanded_size(child, sizes, open_nodes)
+        if size > MAX_NODES:
+            break
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
 
 
 _Loader.add_implicit_resolver(
@@ -91,10 +178,9 @@ def read_yaml_file(path: str | Path) -> dict:
     """One config file as a mapping; a missing file, a YAML syntax error (with its line),
     a repeated key or a top level that is not a mapping raise ConfigError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    text = read_text_file(path, "config file")
     try:
-        data = parse_yaml(path.read_text()) or {}
+        data = parse_yaml(text) or {}
     except ConfigError as error:
         raise ConfigError(f"config file {path}: {error}") from None
     except yaml.YAMLError as error:
@@ -143,6 +229,8 @@ def apply_overrides(config: dict, assignments: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {assignment!r}")
         node = config
+        if key.count(".") >= MAX_DEPTH:
+            raise ConfigError(f"--set {key[:80]}...: a key of more than {MAX_DEPTH} parts")
         *parents, leaf = key.split(".")
         for part in parents:
             child = node.setdefault(part, {})
@@ -216,12 +304,23 @@ def nonfinite_errors(config: dict) -> list[str]:
     ]
 
 
+def _is_integer(checker: object, value: object) -> bool:
+    """A JSON-schema ``integer`` is an int here, not a float that happens to be whole."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def schema_errors(instance: dict, schema: dict) -> list[str]:
     """One message per problem of ``instance`` against a JSON ``schema`` (draft 2020-12,
     the shared section schemas resolvable): NaN/inf numbers first, then the schema's
     errors by key, each naming the key and the allowed keys or values. Used for run
     configs and, by the workflow, for the pipeline config."""
-    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
+    validator = _Validator(schema, registry=_registry())
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     return nonfinite_errors(instance) + [_describe(e) for e in errors]
 

@@ -31,7 +31,8 @@ from torch.utils import benchmark as tb
 from geosparse.files import read_json
 from geosparse.pruning import w_hh_sparsity
 from geosparse.runio import derive_seed, describe_device, versions
-from geosparse.sparse import INFERENCE_FORMATS, SparseNavigationRNN, block_densities, load_run
+from geosparse.runs import load_finished
+from geosparse.sparse import INFERENCE_FORMATS, SparseNavigationRNN, block_densities
 from geosparse.tasks.navigation import TrajectoryGenerator
 
 KINDS = ("step", "sequence")
@@ -63,7 +64,8 @@ def inference_models(run_dir: str | Path, blocksize: int) -> tuple[dict, dict]:
     ``NavigationRNN`` for ``nn.RNN``); ``info`` holds the run's W_hh sparsity, sizes,
     space, and the block densities of W_hh before / after geometry ordering.
     """
-    run, masks = load_run(run_dir)
+    finished = load_finished(run_dir, task="navigation")
+    run, masks = finished.run, finished.masks
     reg = run.regularizer
     w_hh = run.model.prunable()["W_hh"].detach() * masks.get("W_hh", True)
     n_hidden = w_hh.shape[0]

@@ -32,11 +32,17 @@ from geosparse.config import InputError
 from geosparse.files import read_json
 from geosparse.pruning import MagnitudePruner
 from geosparse.regularizer import ModuliRegularizer
+from geosparse.runfiles import (
+    FINAL_MODEL_VERSION,
+    RETRAIN,
+    RunFileError,
+    check_mapping,
+    check_metrics,
+    check_model_file,
+    check_tensors,
+)
 from geosparse.runio import derive_seed, load_checkpoint
 from geosparse.tasks import TASKS
-
-FINAL_MODEL_VERSION = 1
-"""Format of ``model_<phase>.pt``; files of another version are refused (retrain)."""
 
 
 class Task(Protocol):
@@ -165,41 +171,47 @@ class FinishedRun:
 def load_finished(
     run_dir: str | Path, phase: str = "sparse", device: torch.device | str = "cpu", task: str | None = None
 ) -> FinishedRun:
-    """The finished run in ``run_dir``, or ValueError saying why not: no metrics.json, a
+    """The finished run in ``run_dir``, or InputError saying why not: no metrics.json, a
     status other than ``completed`` (diverged runs have no final model), no model file,
-    a model file of another format version, or a run of another ``task`` than asked for."""
+    a run of another ``task`` than asked for, or a file that breaks its schema
+    (``geosparse.runfiles``: type, keys, versions, the embedded config, tensor shapes)."""
     run_dir, device = Path(run_dir), torch.device(device)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         raise InputError(f"{metrics_path} not found: not a finished run folder")
-    metrics = read_json(metrics_path)
-    config = metrics.get("config") or {}
-    if task is not None and config.get("task") != task:
-        raise InputError(f"{run_dir} is a {config.get('task')!r} run, not a {task} run")
-    if metrics.get("status") != "completed":
-        raise InputError(f"{run_dir} has no final model (status {metrics.get('status')!r})")
+    metrics = check_metrics(read_json(metrics_path), metrics_path)
+    config = metrics["config"]
+    if task is not None and config["task"] != task:
+        raise InputError(f"{run_dir} is a {config['task']!r} run, not a {task} run")
+    if metrics["status"] != "completed":
+        raise InputError(f"{run_dir} has no final model (status {metrics['status']!r})")
     model_path = run_dir / f"model_{phase}.pt"
     if not model_path.is_file():
         raise InputError(f"{model_path} not found (phase {phase!r} was not run)")
-    saved = load_checkpoint(model_path)
+    saved = check_mapping(load_checkpoint(model_path), model_path)
     if saved.get("version") is None and {"model", "masks"} <= set(saved):
         # the earlier format ({model, masks}): config and seed from metrics.json, which fix
         # the neuron positions unless they were learned (those were not saved)
-        if config.get("regularizer", {}).get("learn_embedding"):
+        if config["regularizer"].get("learn_embedding"):
             raise InputError(
                 f"{model_path} predates format version {FINAL_MODEL_VERSION} and lacks the "
                 "learned neuron positions: retrain the run (delete its folder)"
             )
         saved = {**saved, "config": config, "seed": metrics["seed"], "task_state": None}
-    elif saved.get("version") != FINAL_MODEL_VERSION:
-        raise InputError(
-            f"{model_path} has format version {saved.get('version')!r}, this geosparse "
-            f"reads {FINAL_MODEL_VERSION}: retrain the run (delete its folder)"
-        )
+    else:
+        saved = check_model_file(saved, model_path)
     run = new_run(saved["config"], saved["seed"], device)
+    check_tensors(run.model.state_dict(), saved["model"], model_path, "model")
+    check_tensors(run.pruner.masks, saved["masks"], model_path, "masks")
     run.model.load_state_dict(saved["model"])
     run.pruner.load_state_dict(saved["masks"])
     if saved["task_state"] is not None:  # the training stream's state is not needed
-        run.task.load_regularizers(saved["task_state"])
+        try:
+            run.task.load_regularizers(saved["task_state"])
+        except (KeyError, TypeError, RuntimeError) as error:  # names or shapes of the regularizers
+            raise RunFileError(
+                f"{model_path}: key 'task_state': not this config's regularizer state "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}); {RETRAIN}"
+            ) from None
     masks = {name: mask.bool() for name, mask in saved["masks"].items()}
     return FinishedRun(run, masks, metrics)

@@ -36,6 +36,13 @@ from geosparse.precision import describe as describe_precision
 from geosparse.precision import slow_cpu_warning
 from geosparse.pruning import lottery_ticket_reinit, scheduled_fraction
 from geosparse.rundir import STOP_SIGNALS, Interrupted, RunLock, clear_finished_run, start_over_hint
+from geosparse.runfiles import (
+    METRICS_SCHEMA_VERSION,
+    RunFileError,
+    check_mapping,
+    check_resume_state,
+    check_tensors,
+)
 from geosparse.runio import (
     derive_seed,
     describe_device,
@@ -50,8 +57,6 @@ from geosparse.runio import (
     write_json,
 )
 from geosparse.runs import Run
-
-METRICS_SCHEMA_VERSION = 1
 
 
 class CheckpointMismatchError(InputError):
@@ -309,8 +314,9 @@ class Trainer:
                 self.log.info("removed %s of the earlier run of this config and seed", old)
             self._start_phase(self.phases[0])
             return state, None
-        saved = load_checkpoint(self.checkpoint_path)  # on the CPU: state_dicts copy it over
-        if saved["config"] != self.config or saved["seed"] != self.seed:
+        path = self.checkpoint_path
+        saved = check_mapping(load_checkpoint(path), path)  # on the CPU: state_dicts copy it over
+        if saved.get("config") != self.config or saved.get("seed") != self.seed:
             raise CheckpointMismatchError(
                 f"{self.checkpoint_path} belongs to a run with another config or seed; {start_over_hint(self.out)}"
             )
@@ -321,11 +327,21 @@ class Trainer:
                 f"{self.checkpoint_path} was written by another geosparse version (no {missing}); "
                 "delete it to restart the run"
             )
+        check_resume_state(saved, path, self.phases, self.total_epochs, self.steps)
+        check_tensors(self.run.model.state_dict(), saved["model"], path, "model")
+        check_tensors(self.run.pruner.masks, saved["masks"], path, "masks")
         self.run.model.load_state_dict(saved["model"])
         self.run.pruner.load_state_dict(saved["masks"])
         self.task.start_phase(saved["phase"])
-        self.task.load_state_dict(saved["task_state"])
-        _set_rng_state(saved["torch_rng"], self.device)
+        try:
+            self.task.load_state_dict(saved["task_state"])
+            _set_rng_state(saved["torch_rng"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise RunFileError(
+                f"{path}: key 'task_state' or 'torch_rng': not this run's state "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                "delete it to restart the run"
+            ) from None
         state = {key: saved[key] for key in state}
         self.log.info("resuming %s (%s)", _position(state), self.checkpoint_path)
         return state, saved["optimizer"]

@@ -115,8 +115,11 @@ def _files(kind: str, folder: Path) -> dict[str, Path]:
 
 def _read(path: Path) -> list[str]:
     """Lines of a UTF-8 file, split exactly as ``wikitext2.count`` splits them."""
-    with path.open(encoding="utf-8") as fh:
-        return list(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return list(fh)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"corpus file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
 
 
 def _build(kind: str, files: dict[str, Path], fraction: float | None) -> Corpus:

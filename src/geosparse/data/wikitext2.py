@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 import geosparse
-from geosparse.config import ConfigError
+from geosparse.config import ConfigError, parse_yaml, read_text_file
 from geosparse.runio import write_json
 
 SPLITS = ("train", "valid", "test")
@@ -94,8 +94,9 @@ class Wikitext2Spec:
             spec = cls(
                 data.get("archive_md5"), str(data["member_dir"]), splits, mirrors, float(data.get("timeout_s", 60.0))
             )
-        except (KeyError, TypeError) as error:
-            raise ConfigError(f"wikitext2 data config: missing or malformed key {error}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            problem = f"{type(error).__name__}: {error}"
+            raise ConfigError(f"wikitext2 data config: missing or malformed key ({problem})") from None
         for mirror in spec.mirrors:
             if mirror.kind not in KINDS:
                 raise ConfigError(
@@ -106,9 +107,14 @@ class Wikitext2Spec:
     @classmethod
     def load(cls, path: str | Path) -> Wikitext2Spec:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"wikitext2 data config not found: {path}")
-        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+        text = read_text_file(path, "wikitext2 data config")
+        try:
+            data = parse_yaml(text) or {}
+        except (yaml.YAMLError, ConfigError) as error:
+            raise ConfigError(f"wikitext2 data config {path}: not valid YAML ({error})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"wikitext2 data config {path} must hold a mapping at the top level")
+        return cls.from_dict(data)
 
 
 def count(path: Path) -> SplitSpec:

@@ -36,7 +36,7 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "export": ("export_run", "load_run"),
+    "export": ("export_run",),
     "formats": ("BLOCKSIZES", "EXPORT_LAYOUTS", "INFERENCE_FORMATS", "LAYOUTS", "ORDERS", "SPARSE_INFERENCE_FORMATS"),
     "layouts": ("block_densities", "block_density", "layout_of", "nbytes", "stored_nbytes", "to_layout"),
     "model": ("IO_MAX_DENSITY", "NAMES", "SparseNavigationRNN", "load_sparse", "save_sparse"),

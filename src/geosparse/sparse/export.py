@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from geosparse.config import InputError
-from geosparse.runs import Run, load_finished
+from geosparse.runs import load_finished
 from geosparse.sparse.formats import EXPORT_LAYOUTS, ORDERS
 from geosparse.sparse.layouts import block_densities
 from geosparse.sparse.model import SparseNavigationRNN, save_sparse
-
-
-def load_run(run_dir: str | Path) -> tuple[Run, dict]:
-    """``(navigation Run with the run's final weights, masks and learned positions, masks)``
-    of a finished navigation run (``geosparse.runs.load_finished``)."""
-    finished = load_finished(run_dir, task="navigation")
-    return finished.run, finished.masks
 
 
 def export_run(
@@ -28,7 +21,8 @@ def export_run(
         raise InputError(f"unknown order {order!r}; allowed values: {list(ORDERS)}")
     if blocksize < 1:
         raise InputError(f"blocksize must be >= 1, got {blocksize}")
-    run, masks = load_run(run_dir)
+    finished = load_finished(run_dir, task="navigation")
+    run, masks = finished.run, finished.masks
     reg = run.regularizer
     if order == "geometry" and getattr(reg, "positions", None) is None:
         raise InputError(f"run {run_dir} has no moduli positions (space {reg.space.name!r}); use --order none")

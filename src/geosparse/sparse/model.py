@@ -112,7 +112,7 @@ class SparseNavigationRNN:
         io_max_density: float = IO_MAX_DENSITY,
         info: Mapping | None = None,
     ) -> SparseNavigationRNN:
-        """Sparse model of a loaded navigation ``Run`` (``load_run``): its prunable weights,
+        """Sparse model of a loaded navigation ``Run`` (``geosparse.runs.load_finished``): its prunable weights,
         ``masks`` and, for ``order="geometry"``, its regularizer's moduli positions."""
         weights = {name: w.detach() for name, w in run.model.prunable().items()}
         reg = run.regularizer
