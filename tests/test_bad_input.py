@@ -670,3 +670,39 @@ def test_a_full_disk_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert code == 1 and f"geosparse: error: cannot write {run}" in err and "No space left on device" in err
     assert not list(run.glob(".*.tmp")) and not (run / "metrics.json").exists()
+
+
+# 17. Pipeline config: what the file names and the jobs can hold -------------------------
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ({"targets": [0.9, 0.901]}, ["tasks.navigation.targets", "0.9 and 0.901 both round to 90 %"]),
+        ({"targets": [0.00001]}, ["tasks.navigation.targets", "1e-05 would name its run folders", "decimal"]),
+        (
+            {"seeds": [1.0], "structure": {"max_dim": 1}},
+            ["tasks.navigation.seeds.0", "is not of type 'integer'", "tasks.navigation.structure.max_dim", "minimum"],
+        ),
+    ],
+    ids=["targets-same-percent", "tiny-target", "float-seed-and-max-dim"],
+)
+def test_pipeline_config_values_the_file_names_cannot_hold_fail_at_once(tmp_path, override, expected):
+    import yaml
+
+    grid = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["tasks"]["navigation"]
+    structure = {**grid["structure"], **override.pop("structure", {})}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"tasks": {"navigation": {**override, "structure": structure}}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--nolock", "-n", "--configfile", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(),
+    )
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and "rule train:" not in message
+    for text in expected:
+        assert text in message, message

@@ -10,6 +10,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -72,12 +73,15 @@ RUNS = f"{RESULTS}/runs"
 """Every trained run of the grid: ``<RUNS>/<task>/<run-id>/`` (one DVC output, cached)."""
 
 RUN_ID = "{regularizer}-t{target}-s{seed}"
-"""Run directory name: named regularizer, target sparsity, seed."""
+"""Run directory name: named regularizer, target sparsity (``str(target)``), seed."""
+
+TARGET_PATTERN = r"0(\.[0-9]+)?"
+"""What a target must format to in a run id (``str``: 1e-05 would not match)."""
 
 wildcard_constraints:
     task="[a-z]+",
     regularizer="[a-z][a-z0-9_]*",
-    target=r"0(\.[0-9]+)?",
+    target=TARGET_PATTERN,
     seed="[0-9]+",
 
 
@@ -230,6 +234,23 @@ def geometric_runs(task):
     ]
 
 
+def _check_targets(task):
+    """Every target of ``task``'s grid names its files distinctly: its ``str`` matches
+    ``TARGET_PATTERN`` (run ids) and its whole percent differs from every other target's
+    (summary.py's ``navigation_<regularizer>_t<percent>`` metrics)."""
+    percents = {}
+    for target in sorted({t for block in grid_blocks(task) for t in block["targets"]}):
+        if not re.fullmatch(TARGET_PATTERN, str(target)):
+            raise WorkflowError(f"config key 'tasks.{task}.targets': {target} would name its run folders "
+                                f"'t{target}'; use a decimal target of at least 0.0001")
+        percent = round(100 * target)
+        if percent in percents:
+            raise WorkflowError(f"config key 'tasks.{task}.targets': {percents[percent]} and {target} both "
+                                f"round to {percent} %, which names their results; targets must differ by "
+                                "at least one whole percent")
+        percents[percent] = target
+
+
 def _check_grid():
     """Fail before any job: unknown regularizer names, or a run config the run schema rejects."""
     known = sorted(config["regularizers"])
@@ -257,6 +278,7 @@ def _check_grid():
             if n_hidden % size:
                 raise WorkflowError(f"config key 'tasks.{task}.structure.heatmap_size': {size} must divide "
                                     f"Ng = {n_hidden} of {g['base_config']}")
+        _check_targets(task)
         if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
         for name, target in grid_cells(task):
