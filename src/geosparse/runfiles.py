@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from geosparse.config import ConfigError, InputError, validate
+from geosparse.tasks import TASKS
 
 METRICS_SCHEMA_VERSION = 1
 """Schema of metrics.json (``schema_version``); another version is refused (retrain)."""
@@ -59,8 +60,6 @@ def check_mapping(data: Any, path: Path) -> dict:
 
 def check_config(data: Mapping, path: Path, key: str = "config") -> dict:
     """The run config embedded in a run file, valid for its task's schema."""
-    from geosparse.runs import TASKS  # runs imports this module
-
     config = require(data, path, key, dict)
     task = config.get("task")
     if task not in TASKS:
