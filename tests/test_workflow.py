@@ -362,6 +362,22 @@ def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
     assert "tasks.navigation.also[0].regularizers" in result.stdout + result.stderr
 
 
+def test_paper_adding_grid_is_one_command_on_the_cpu():
+    """paper.yaml + paper_adding_cpu.yaml: exactly the paper's 20 adding runs (4
+    regularizers x 5 seeds at 95 %), every one on the CPU, no GPU asked, under
+    results/paper-adding/, and nothing of the other tasks."""
+    result = snakemake("-n", "-p", "--forceall", "--configfile", "config/paper.yaml", "config/paper_adding_cpu.yaml")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert train_counts(out) == {"adding": 20}
+    commands = re.findall(r"python -m geosparse train adding .*", out)
+    assert len(commands) == 20
+    assert all("--config config/adding/paper.yaml" in c and "--device cpu" in c for c in commands)
+    assert not re.search(r"gpu=[1-9]", out)
+    outputs = planned_outputs(out)
+    assert outputs and all(p.startswith("results/paper-adding/") for p in outputs)
+
+
 def test_paper_grid_dry_run_is_fast():
     """Listing the paper grid (479 jobs) takes < 5 s of CPU time (wall time on an idle
     machine is about the same; CPU time does not depend on other load)."""

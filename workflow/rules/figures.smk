@@ -63,6 +63,8 @@ rule fig_adding_val_mse:
         history=f"{RESULTS}/tidy/adding_history.csv",
     output:
         **figure("adding_val_mse", "../report/fig_adding_val_mse.rst"),
+    params:
+        claims=config["claims"]["adding"],
     log:
         f"{RESULTS}/logs/adding/fig_val_mse.log",
     conda:
