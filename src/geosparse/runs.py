@@ -48,9 +48,10 @@ from geosparse.tasks import TASKS
 class Task(Protocol):
     """What a task gives the driver; built as ``Task(config, seed, device)``.
 
-    The task owns its data streams and regularizers; it never builds the model, the
-    pruner or the optimizer's parameter list (``new_run`` does), and never changes the
-    optimizer (the driver applies ``lr_plateau_key``'s policy).
+    The task owns its data streams and regularizers and builds its model
+    (``build_model``, called by ``new_run`` under the run's seed) and its optimizer (over
+    the parameter list the run gives it); it never builds the pruner or that list, and
+    never changes the optimizer afterwards (the driver applies ``lr_plateau_key``'s policy).
     """
 
     chance_loss: float
