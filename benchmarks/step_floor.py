@@ -16,8 +16,10 @@
 
 Measurements alternate (floor, nn.RNN, relu_rnn, authors; then again) for ``--rounds``
 rounds, so that a busy machine slows all of them alike; the table gives medians and
-ranges. ``--clock cpu`` (the default) times with the thread's CPU clock, which leaves out
-the time the thread waits for a core on a shared machine; ``--clock wall`` uses wall time.
+ranges. ``--keep-freed-memory`` sets malloc's thresholds as ``geosparse train`` does
+(``geosparse.host_memory``), for all rows alike. ``--clock cpu`` (the default) times
+with the thread's CPU clock, which leaves out the time the thread waits for a core on a
+shared machine; ``--clock wall`` uses wall time.
 
     python benchmarks/step_floor.py --config config/navigation/default.yaml
     python benchmarks/step_floor.py --config config/navigation/default.yaml --authors /tmp/authors/navigation
@@ -44,6 +46,7 @@ import torch.utils.benchmark as torch_benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from geosparse.config import resolve
+from geosparse.host_memory import keep_freed_memory
 from geosparse.runio import describe_device
 from geosparse.runs import new_run
 from geosparse.training import optimization_step
@@ -201,9 +204,16 @@ def main() -> None:
     parser.add_argument("--rate-time", type=float, default=0.5, help="seconds per product-rate measurement")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     parser.add_argument("--authors", type=Path, help="the authors' navigation folder (their repository)")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="raise malloc's thresholds as `geosparse train` does (for every row of this process)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     clock = CLOCKS[args.clock]
     config = resolve(args.config, "navigation", args.overrides)
     if config["training"]["precision"] != "fp32":
@@ -217,7 +227,8 @@ def main() -> None:
     if args.authors:
         steps["authors' code (Moduli-regularizers)"] = AuthorsStep(args.authors, config, args.sparsity)
 
-    print(f"device: {describe_device(torch.device('cpu'))}; clock: {args.clock}; sparsity {args.sparsity}")
+    memory = "kept (mallopt)" if args.keep_freed_memory else "default allocator"
+    print(f"device: {describe_device(torch.device('cpu'))}; clock: {args.clock}; sparsity {args.sparsity}; {memory}")
     print("matrix products of one step (FLOP):")
     for p in products:
         shape = f"({p.m} x {p.k}) x ({p.k} x {p.n})"
