@@ -1,15 +1,18 @@
-"""Device-neutral runs, checked on a CPU: every random stream is a CPU generator, files hold
-CPU tensors, and a run trained or resumed on another device (stood in for by ``meta``, which
-has the shapes but no data) loads and resumes here."""
+"""Devices, checked on a CPU: every random stream is a CPU generator, files hold CPU
+tensors, a run trained or resumed on another device (stood in for by ``meta``, which has
+the shapes but no data) loads and resumes here; a GPU that is not there fails at once,
+and the log says what ran."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, WIKITEXT_EXCERPT, crash_at_checkpoint, read_metrics
+from conftest import REPO, WIKITEXT_EXCERPT, cli_args, crash_at_checkpoint, read_metrics, subprocess_env
 from geosparse.cli import main
 from geosparse.config import resolve
 from geosparse.pruning import lottery_ticket_reinit
@@ -158,3 +161,37 @@ def test_files_hold_cpu_tensors_and_cpu_files_are_written_as_they_are():
     state = torch.nn.Linear(2, 2).state_dict()
     nested = {"model": state, "list": [torch.arange(2)], "n": 3}
     assert to_cpu(nested) is nested and to_cpu(state) is state
+
+
+def test_cuda_on_a_torch_that_cannot_use_it_exits_at_once_naming_the_build(tmp_path, monkeypatch, capsys):
+    """``--device cuda`` (the paper grid's GPU tasks) never falls back to the CPU: exit 2
+    before any work, naming the torch build (here a CPU-only one, or no GPU visible)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = cli_args(tmp_path / "run")
+    args[args.index("--device") + 1] = "cuda"
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert f"torch {torch.__version__}" in error and "--device cuda" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_with_no_visible_gpu_exits_2_in_a_fresh_process(tmp_path):
+    args = cli_args(tmp_path / "run")
+    args[args.index("--device") + 1] = "cuda"
+    env = {**subprocess_env(), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "geosparse", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert torch.__version__ in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_first_line_of_train_log_says_what_runs(tmp_path):
+    """Device (and how ``auto`` chose it), precision, torch and CUDA versions, threads."""
+    args = cli_args(tmp_path / "run", "training.epochs=1", "training.steps_per_epoch=1")
+    args[args.index("--device") + 1] = "auto"
+    assert main(args) == 0
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    cuda = "available" if torch.cuda.is_available() else "not available"
+    for part in (f"--device auto: CUDA {cuda}", "precision fp32", f"torch {torch.__version__}", "threads"):
+        assert part in first, (part, first)

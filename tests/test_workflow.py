@@ -320,6 +320,11 @@ def test_default_and_paper_grids():
     paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())["tasks"]["navigation"]
     assert len(paper["regularizers"]) == 13 and paper["targets"] == [0.9, 0.98]
     assert len(paper["seeds"]) == 5 and paper["lottery_ticket"] is True
+    # GPU tasks fail at once on a node without CUDA (not `auto`, which trains on the CPU)
+    devices = {
+        task: g["device"] for task, g in yaml.safe_load((REPO / "config/paper.yaml").read_text())["tasks"].items()
+    }
+    assert devices == {"navigation": "cuda", "language": "cuda", "adding": "cpu"}
 
 
 def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):

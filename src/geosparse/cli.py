@@ -222,7 +222,7 @@ def _train(args: argparse.Namespace) -> int:
     config = resolve(args.config, args.task, args.overrides)
     device = select_device(args.device)
     out = check_out_dir(args.out)
-    metrics = Trainer(new_run(config, args.seed, device), out).train()
+    metrics = Trainer(new_run(config, args.seed, device), out, requested_device=args.device).train()
     headline = TASKS[args.task].headline
     final = metrics["final"] or {}
     print(

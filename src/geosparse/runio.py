@@ -140,8 +140,16 @@ def derive_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+def torch_build() -> str:
+    """``torch <version> (CUDA <version> | CPU-only build)``: what a run's torch can use."""
+    cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build, no CUDA"
+    return f"torch {torch.__version__} ({cuda})"
+
+
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else cpu; otherwise ``torch.device(name)``."""
+    """``auto`` -> cuda if available, else cpu; otherwise ``torch.device(name)``. A
+    ``cuda`` device that this torch cannot use is an InputError naming the torch build
+    (exit 2 at once: a GPU job must not train on a CPU into its time limit)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -151,7 +159,12 @@ def select_device(name: str = "auto") -> torch.device:
     if device is None or device.type not in ("cpu", "cuda"):
         raise InputError(f"--device {name}: allowed values: auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine")
+        why = (
+            "install a CUDA build of torch"
+            if torch.version.cuda is None
+            else f"no GPU visible (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r}, driver?)"
+        )
+        raise InputError(f"--device {name}: {torch_build()} cannot use CUDA here: {why}")
     return device
 
 
@@ -159,6 +172,18 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def describe_run_environment(device: torch.device, precision: str, requested: str | None = None) -> str:
+    """One line for the top of a run's log: the device (GPU model), how it was chosen
+    when ``requested`` is ``auto``, the precision, torch and CUDA versions and threads."""
+    chosen = ""
+    if requested == "auto":
+        chosen = f" (--device auto: CUDA {'available' if device.type == 'cuda' else 'not available'})"
+    return (
+        f"device {describe_device(device)}{chosen}, precision {precision}, {torch_build()}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 def _cpu_model() -> str:

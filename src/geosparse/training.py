@@ -46,6 +46,7 @@ from geosparse.runfiles import (
 from geosparse.runio import (
     derive_seed,
     describe_device,
+    describe_run_environment,
     finite_or_none,
     generator_state,
     load_checkpoint,
@@ -105,8 +106,8 @@ class Trainer:
     ``Run.final_state``), and ``train.log``.
     """
 
-    def __init__(self, run: Run, out: Path):
-        self.run, self.out = run, out
+    def __init__(self, run: Run, out: Path, requested_device: str | None = None):
+        self.run, self.out, self.requested_device = run, out, requested_device
         self.task = run.task
         self.config, self.seed, self.device = run.config, run.seed, run.device
         self.log = setup_logging(out / "train.log")
@@ -161,6 +162,7 @@ class Trainer:
             raise stopped
 
     def _train(self) -> dict:
+        self.log.info("%s", describe_run_environment(self.device, self.precision, self.requested_device))
         configure_precision(self.precision)
         if warning := slow_cpu_warning(self.precision, self.device):
             self.log.warning("%s", warning)
