@@ -250,3 +250,17 @@ def test_project_moves_points_back_to_the_sphere():
         reg.positions.mul_(3.0)
     reg.project_()
     assert torch.allclose(reg.positions.norm(dim=1), torch.ones(10), atol=1e-6)
+
+
+@pytest.mark.parametrize("space", ["sphere", "circle", "s3", "torus", "klein"])
+def test_a_bf16_learned_penalty_has_a_finite_gradient(space):
+    """Under bfloat16 autocast the distances between learned positions stay float32: a
+    bfloat16 dot product of nearby sphere points rounds to 1, where arccos has no finite
+    gradient."""
+    reg = ModuliRegularizer(64, space, learn_embedding=True, seed=0, strength=1.0)
+    weight = torch.randn(64, 64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        penalty = reg.reg(weight)
+    penalty.backward()
+    assert torch.isfinite(penalty) and torch.isfinite(reg.positions.grad).all()
+    assert reg.space.distance(reg.positions.bfloat16(), reg.positions.bfloat16()).dtype == torch.float32

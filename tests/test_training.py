@@ -3,6 +3,7 @@ divergence, resume after SIGKILL, checkpoint guard, lottery ticket."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import signal
@@ -581,6 +582,8 @@ def test_precision_is_recorded_and_bf16_keeps_pruned_weights_exactly_zero(tmp_pa
             "tf32_matmul": False,
             "tf32_cudnn": False,
             "float32_matmul_precision": "highest",
+            # what the recurrence ran in: on CUDA autocast alone would give float16
+            "recurrence_dtype": "bfloat16" if precision == "bf16" else "float32",
         }
         saved = torch.load(out / "model_sparse.pt", weights_only=True)
         for group, mask in saved["masks"].items():
@@ -634,3 +637,34 @@ def test_the_packed_runs_benchmark_computes_each_runs_own_loss_and_gradients():
     assert packed.max_relative_difference(models, packed.stack_weights(models), batch) < 1e-5
     losses = packed.packed_losses(packed.stack_weights(models), *batch)
     assert losses.shape == (3,) and len(set(losses.tolist())) == 3
+
+
+def test_a_cuda_recurrence_under_bf16_autocast_runs_in_bfloat16(monkeypatch):
+    """``run_rnn`` takes the recurrence out of autocast on CUDA under bfloat16 (whose
+    cuDNN RNN wrapper casts to float16) and runs it in bfloat16 itself: the decision
+    (CUDA autocast state patched in), and the bfloat16 computation (on the CPU): its
+    result is the module's own run on bfloat16 copies, and gradients reach the float32
+    master weights."""
+    from geosparse.precision import explicit_rnn_dtype, rnn_in, run_rnn
+
+    for dtype, expected in ((torch.bfloat16, torch.bfloat16), (torch.float16, None)):
+        monkeypatch.setattr(torch, "is_autocast_enabled", lambda device_type=None: device_type == "cuda")
+        monkeypatch.setattr(torch, "get_autocast_dtype", lambda device_type, dtype=dtype: dtype)
+        assert explicit_rnn_dtype("cuda") == expected
+        assert explicit_rnn_dtype("cpu") is None
+    monkeypatch.undo()
+    assert explicit_rnn_dtype("cuda") is None  # no autocast
+
+    torch.manual_seed(0)
+    for nonlinearity in ("relu", "tanh"):
+        rnn = nn.RNN(3, 8, num_layers=2, nonlinearity=nonlinearity, bias=nonlinearity == "tanh")
+        inputs, h0 = torch.randn(5, 4, 3), torch.randn(2, 4, 8)
+        output, hidden = rnn_in(rnn, inputs, h0, torch.bfloat16)
+        assert output.dtype == hidden.dtype == torch.bfloat16
+        twin = copy.deepcopy(rnn).to(torch.bfloat16)
+        expected_output, expected_hidden = twin(inputs.to(torch.bfloat16), h0.to(torch.bfloat16))
+        assert torch.equal(output, expected_output) and torch.equal(hidden, expected_hidden)
+        output.float().sum().backward()
+        assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in rnn.parameters())
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # elsewhere: exactly the module
+            assert torch.equal(run_rnn(rnn, inputs, h0)[0], rnn(inputs, h0)[0])

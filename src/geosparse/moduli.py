@@ -91,8 +91,16 @@ class ModuliSpace:
                 differentiable everywhere (learned embeddings); otherwise clamp to [-1, 1].
 
         Returns:
-            ``(n, m)`` distances in the space's units.
+            ``(n, m)`` distances in the space's units, in float32 or wider whatever the
+            autocast: under bfloat16 a dot product of nearby sphere points rounds to 1,
+            where arccos has no finite gradient (learned positions).
         """
+        low_precision = (torch.float16, torch.bfloat16)
+        a, b = (x.float() if x.dtype in low_precision else x for x in (a, b))
+        with torch.autocast(a.device.type, enabled=False):
+            return self._distance(a, b, smooth)
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor, smooth: bool) -> torch.Tensor:
         if self.kind == "flat":
             diff = torch.remainder(a[:, None, :] - b[None, :, :], PERIOD)
             diff = torch.minimum(diff, PERIOD - diff)

@@ -7,7 +7,10 @@
 - ``bf16``: ``torch.autocast`` to bfloat16 for the forward pass (loss + penalty), with
   float32 master weights, optimizer state and masks; the loss is returned in float32,
   and pruned weights stay exact zeros (masks are applied to the float32 weights after
-  each step). The final evaluation runs in float32.
+  each step). The final evaluation runs in float32. On CUDA, ``nn.RNN`` recurrences run
+  explicitly in bfloat16 (``run_rnn``): autocast's cuDNN RNN wrapper casts to float16
+  whatever the autocast dtype. Moduli distances are always float32 (``moduli``). The
+  dtype the recurrence produced in training is recorded (``recurrence_dtype``).
 
 The flags are process-wide; ``configure`` sets them and ``describe`` records what ran
 (``metrics.json`` key ``precision``).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch import _VF, nn
 
 from geosparse.config import ConfigError
 
@@ -52,6 +56,56 @@ def autocast(precision: str, device: torch.device | None) -> contextlib.Abstract
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def explicit_rnn_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``run_rnn`` casts a recurrence to itself: bfloat16 under a bfloat16
+    autocast on CUDA, else None (autocast, if any, decides)."""
+    enabled = device_type == "cuda" and torch.is_autocast_enabled(device_type)
+    return torch.bfloat16 if enabled and torch.get_autocast_dtype(device_type) == torch.bfloat16 else None
+
+
+def rnn_in(rnn: nn.RNN, inputs: torch.Tensor, hx: torch.Tensor | None, dtype: torch.dtype) -> tuple:
+    """``rnn(inputs, hx)`` computed in ``dtype`` with autocast off: inputs, state and
+    weights cast from their (float32 master) values, gradients flowing back to them."""
+    with torch.autocast(inputs.device.type, enabled=False):
+        if hx is None:
+            layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+            hx = inputs.new_zeros(layers, inputs.size(0 if rnn.batch_first else 1), rnn.hidden_size)
+        function = _VF.rnn_tanh if rnn.nonlinearity == "tanh" else _VF.rnn_relu
+        weights = [w.to(dtype) for w in rnn._flat_weights]
+        return function(
+            inputs.to(dtype),
+            hx.to(dtype),
+            weights,
+            rnn.bias,
+            rnn.num_layers,
+            float(rnn.dropout),
+            rnn.training,
+            rnn.bidirectional,
+            rnn.batch_first,
+        )
+
+
+def run_rnn(rnn: nn.RNN, inputs: torch.Tensor, hx: torch.Tensor | None = None) -> tuple:
+    """``rnn(inputs, hx)``, in bfloat16 for real under a bfloat16 autocast on CUDA
+    (``explicit_rnn_dtype``); elsewhere exactly ``rnn(inputs, hx)``."""
+    dtype = explicit_rnn_dtype(inputs.device.type)
+    return rnn(inputs, hx) if dtype is None else rnn_in(rnn, inputs, hx, dtype)
+
+
+def recurrence_dtype(model: nn.Module) -> str | None:
+    """The dtype of the hidden states of ``model``'s last forward pass in training mode
+    (what the recurrence ran in), as set by the model (``note_recurrence``); None if it
+    has not run in training in this process."""
+    return getattr(model, "recurrence_dtype", None)
+
+
+def note_recurrence(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Record ``hidden``'s dtype on ``model`` when it trains (``recurrence_dtype``)."""
+    if model.training:
+        model.recurrence_dtype = str(hidden.dtype).removeprefix("torch.")
+    return hidden
 
 
 def describe(precision: str, device: torch.device) -> dict:

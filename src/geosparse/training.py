@@ -33,7 +33,7 @@ from geosparse.config import InputError
 from geosparse.precision import autocast as precision_autocast
 from geosparse.precision import configure as configure_precision
 from geosparse.precision import describe as describe_precision
-from geosparse.precision import slow_cpu_warning
+from geosparse.precision import recurrence_dtype, slow_cpu_warning
 from geosparse.pruning import lottery_ticket_reinit, scheduled_fraction
 from geosparse.rundir import STOP_SIGNALS, Interrupted, RunLock, clear_finished_run, start_over_hint
 from geosparse.runfiles import (
@@ -361,7 +361,10 @@ class Trainer:
             "versions": versions(),
             "device": describe_device(self.device),
             "machine": machine(),
-            "precision": describe_precision(self.precision, self.device),
+            "precision": {
+                **describe_precision(self.precision, self.device),
+                "recurrence_dtype": recurrence_dtype(self.run.model),
+            },
             "wall_time_s": state["wall_time_s"],
             "history": state["history"],
             "final": state["results"].get("sparse"),

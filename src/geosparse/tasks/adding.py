@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geosparse.precision import note_recurrence
+
 BASELINE_MSE = 1 / 6
 """MSE of always predicting 1 (the paper: 0.167)."""
 GROUPS = ("i2h", "h2o")
@@ -48,7 +50,7 @@ class AddingRNN(nn.Module):
         hidden = inputs.new_zeros(inputs.size(1), self.n_hidden)
         for x in inputs:
             hidden = self.activation(self.i2h(torch.cat([x, hidden], dim=1)))
-        return self.h2o(hidden).squeeze(1)
+        return self.h2o(note_recurrence(self, hidden)).squeeze(1)
 
     def recurrent_weight(self) -> torch.Tensor:
         """W_hh, the ``(H, H)`` hidden-to-hidden block of i2h (a view)."""

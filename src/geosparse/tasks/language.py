@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from geosparse.precision import note_recurrence, run_rnn
+
 INIT_RANGE = 0.1
 """Embedding and decoder weights start uniform in [-0.1, 0.1] (word_language_model)."""
 GROUPS = ("embedding", "W_ih", "W_hh", "decoder")
@@ -72,7 +74,8 @@ class WordRNN(nn.Module):
 
         ``tokens``: int64 ``(T, B)``; ``hidden``: ``(L, B, H)`` or ``None`` (zeros).
         """
-        output, hidden = self.rnn(self.drop(self.encoder(tokens)), hidden)
+        output, hidden = run_rnn(self.rnn, self.drop(self.encoder(tokens)), hidden)
+        note_recurrence(self, output)
         return torch.log_softmax(self.decoder(self.drop(output)), dim=-1), hidden
 
     def recurrent_weights(self) -> list[nn.Parameter]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from geosparse.precision import note_recurrence, run_rnn
 from geosparse.recurrence import batched_recurrence_applies, relu_rnn
 from geosparse.runio import generator_state
 
@@ -214,9 +215,9 @@ class NavigationRNN(nn.Module):
         """Hidden states ``(T, B, Ng)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
         h0 = self.encoder(init_code)
         if self.batched_recurrence and batched_recurrence_applies(self.rnn, velocity):
-            return relu_rnn(velocity, h0, self.rnn.weight_ih_l0, self.rnn.weight_hh_l0)
-        hidden, _ = self.rnn(velocity, h0[None])
-        return hidden
+            return note_recurrence(self, relu_rnn(velocity, h0, self.rnn.weight_ih_l0, self.rnn.weight_hh_l0))
+        hidden, _ = run_rnn(self.rnn, velocity, h0[None])
+        return note_recurrence(self, hidden)
 
     def forward(self, velocity: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
         """Read-out logits ``(T, B, Np)`` from velocity ``(T, B, 2)`` and init ``(B, Np)``."""
