@@ -5,6 +5,7 @@ and the log says what ran."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,11 @@ def _sets(task: str, out: Path) -> list[str]:
     return []
 
 
-def _train(task: str, out: Path, *overrides: str) -> int:
-    args = ["train", task, "--config", str(_smoke(task)), "--seed", "0", "--out", str(out), "--device", "cpu"]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _train(task: str, out: Path, *overrides: str, device: str = "cpu") -> int:
+    args = ["train", task, "--config", str(_smoke(task)), "--seed", "0", "--out", str(out), "--device", device]
     for assignment in (*_sets(task, out), "training.epochs=2", "lottery_ticket.enabled=true", *overrides):
         args += ["--set", assignment]
     return main(args)
@@ -77,13 +81,13 @@ def test_each_task_resumes_with_its_checkpoint_mapped_off_the_cpu(tmp_path, monk
     itself handed the adding task's generator a device tensor ("RNG state must be a
     torch.ByteTensor"), and a GPU optimizer's step counters a host sync per step."""
     assert _train(task, tmp_path / "straight") == 0
-    with crash_at_checkpoint(monkeypatch, 3):  # inside the lottery phase
+    with crash_at_checkpoint(monkeypatch, 4):  # after the first lottery epoch
         _train(task, tmp_path / "crashed")
 
     original_init = Trainer.__init__
 
-    def init_off_cpu(self, run, out):
-        original_init(self, run, out)
+    def init_off_cpu(self, run, out, **options):
+        original_init(self, run, out, **options)
         self.device = OFF_CPU  # what the trainer loads its checkpoint for
 
     monkeypatch.setattr(Trainer, "__init__", init_off_cpu)
@@ -195,3 +199,32 @@ def test_the_first_line_of_train_log_says_what_runs(tmp_path):
     cuda = "available" if torch.cuda.is_available() else "not available"
     for part in (f"--device auto: CUDA {cuda}", "precision fp32", f"torch {torch.__version__}", "threads"):
         assert part in first, (part, first)
+
+
+@CUDA
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_trains_and_resumes_on_cuda(tmp_path, monkeypatch, task):
+    """On a GPU: every task trains, and a run killed inside its lottery phase resumes
+    (checkpoint loaded onto the CPU, state copied to the GPU) and completes."""
+    assert _train(task, tmp_path / "straight", device="cuda") == 0
+    with crash_at_checkpoint(monkeypatch, 4):  # after the first lottery epoch
+        _train(task, tmp_path / "crashed", device="cuda")
+    assert _train(task, tmp_path / "crashed", device="cuda") == 0
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "crashed")
+    assert resumed["status"] == straight["status"] == "completed"
+    assert resumed["device"].startswith("cuda") and len(resumed["history"]) == len(straight["history"])
+    assert "resuming lottery at epoch 1" in (tmp_path / "crashed" / "train.log").read_text()
+    saved = load_checkpoint(tmp_path / "crashed" / "model_sparse.pt")
+    assert {t.device.type for t in _tensors(saved)} == {"cpu"}  # what a CPU node loads
+
+
+@CUDA
+def test_a_cuda_trained_run_loads_and_sweeps_on_a_cpu_node(tmp_path):
+    """A run trained on a GPU, swept by a process that sees no GPU (a CPU node)."""
+    run = tmp_path / "run"
+    assert _train("navigation", run, "lottery_ticket.enabled=false", device="cuda") == 0
+    env = {**subprocess_env(), "CUDA_VISIBLE_DEVICES": ""}
+    sweep = [sys.executable, "-m", "geosparse", "sweep", "navigation", "--run", str(run), "--levels", "0.5", "0.95"]
+    done = subprocess.run([*sweep, "--out", str(tmp_path / "sweep.json")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads((tmp_path / "sweep.json").read_text())["levels"]) == 2

@@ -97,6 +97,8 @@ class ModuliSpace:
         """
         low_precision = (torch.float16, torch.bfloat16)
         a, b = (x.float() if x.dtype in low_precision else x for x in (a, b))
+        if not torch.amp.is_autocast_available(a.device.type):  # e.g. meta
+            return self._distance(a, b, smooth)
         with torch.autocast(a.device.type, enabled=False):
             return self._distance(a, b, smooth)
 
