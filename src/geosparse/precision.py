@@ -101,6 +101,12 @@ def recurrence_dtype(model: nn.Module) -> str | None:
     return getattr(model, "recurrence_dtype", None)
 
 
+def restore_recurrence_dtype(model: nn.Module, dtype: str | None) -> None:
+    """Set what ``recurrence_dtype`` reports (a resumed run's, from its checkpoint)."""
+    if dtype is not None:
+        model.recurrence_dtype = dtype
+
+
 def note_recurrence(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Record ``hidden``'s dtype on ``model`` when it trains (``recurrence_dtype``)."""
     if model.training:

@@ -33,7 +33,7 @@ from geosparse.config import InputError
 from geosparse.precision import autocast as precision_autocast
 from geosparse.precision import configure as configure_precision
 from geosparse.precision import describe as describe_precision
-from geosparse.precision import recurrence_dtype, slow_cpu_warning
+from geosparse.precision import recurrence_dtype, restore_recurrence_dtype, slow_cpu_warning
 from geosparse.pruning import lottery_ticket_reinit, scheduled_fraction
 from geosparse.rundir import STOP_SIGNALS, Interrupted, RunLock, clear_finished_run, start_over_hint
 from geosparse.runfiles import (
@@ -295,6 +295,7 @@ class Trainer:
                 **state,
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "torch_rng": _rng_state(self.device),
+                "recurrence_dtype": recurrence_dtype(self.run.model),
             },
         )
 
@@ -344,6 +345,7 @@ class Trainer:
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
                 "delete it to restart the run"
             ) from None
+        restore_recurrence_dtype(self.run.model, saved.get("recurrence_dtype"))
         state = {key: saved[key] for key in state}
         self.log.info("resuming %s (%s)", _position(state), self.checkpoint_path)
         return state, saved["optimizer"]
