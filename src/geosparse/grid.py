@@ -1,6 +1,6 @@
 """What the workflow asks the package about one run of a grid (workflow/rules/common.smk).
 
-The workflow names a run by (task, named regularizer, target, seed) and passes it to
+The workflow names a run by (task, named regularizer, model size, target, seed) and passes it to
 ``geosparse train`` as ``--set`` assignments; the domain rules that turn a grid cell into
 those assignments live here, not in the workflow.
 """
@@ -20,9 +20,13 @@ def has_positions(regularizer: dict) -> bool:
     return space_has_positions(regularizer["space"])
 
 
-def run_assignments(base_config: dict, sets: dict[str, Any], target: float, lottery: bool) -> list[str]:
+def run_assignments(
+    base_config: dict, sets: dict[str, Any], n_hidden: int, target: float, lottery: bool
+) -> list[str]:
     """``key=value`` assignments (``--set``) of one grid run: the named regularizer's
-    ``sets``, the pruning target and the lottery flag.
+    ``sets``, the model size where it differs from the base config's (``model.n_hidden``,
+    so a grid of one size passes the same assignments as before sizes existed), the
+    pruning target and the lottery flag.
 
     A space without neuron positions has no embedding to learn: where the base config
     learns it (adding: ``learn_embedding: true``), such a run also sets
@@ -35,6 +39,8 @@ def run_assignments(base_config: dict, sets: dict[str, Any], target: float, lott
     known = regularizer["space"] in SPACE_SPECS  # an unknown one is named by the run schema next
     if known and not has_positions(regularizer) and base_config["regularizer"]["learn_embedding"]:
         values["regularizer.learn_embedding"] = False
+    if n_hidden != base_config["model"]["n_hidden"]:
+        values["model.n_hidden"] = n_hidden
     values["pruning.target"] = float(target)
     values["lottery_ticket.enabled"] = lottery
     return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]

@@ -72,8 +72,9 @@ RESULTS = f"results/{config['name']}"
 RUNS = f"{RESULTS}/runs"
 """Every trained run of the grid: ``<RUNS>/<task>/<run-id>/`` (one DVC output, cached)."""
 
-RUN_ID = "{regularizer}-t{target}-s{seed}"
-"""Run directory name: named regularizer, target sparsity (``str(target)``), seed."""
+RUN_ID = "{regularizer}-n{size}-t{target}-s{seed}"
+"""Run directory name: named regularizer, model size (Ng, ``model.n_hidden``), target
+sparsity (``str(target)``), seed."""
 
 TARGET_PATTERN = r"0(\.[0-9]+)?"
 """What a target must format to in a run id (``str``: 1e-05 would not match)."""
@@ -81,6 +82,7 @@ TARGET_PATTERN = r"0(\.[0-9]+)?"
 wildcard_constraints:
     task="[a-z]+",
     regularizer="[a-z][a-z0-9_]*",
+    size="[0-9]+",
     target=TARGET_PATTERN,
     seed="[0-9]+",
 
@@ -139,6 +141,12 @@ def wikitext2_files(task):
     return [str(Path(data["dir"]) / f"wiki.{split}.tokens") for split in WIKITEXT2_SPLITS]
 
 
+def sizes(task):
+    """The model sizes (Ng, ``model.n_hidden``) of ``task``'s grid: its ``sizes`` list, or
+    the base config's size alone when the grid has none."""
+    return grid(task).get("sizes") or [base_run_config(task)["model"]["n_hidden"]]
+
+
 def grid_blocks(task):
     """The blocks whose union is ``task``'s grid: the grid itself (regularizers x targets
     x seeds), then each of its ``also`` blocks (extra cells, e.g. a 98 % target for a
@@ -149,14 +157,15 @@ def grid_blocks(task):
 
 def run_records(task):
     """Every run of ``task``'s grid (the union of its blocks' regularizer x target x seed,
-    in order, each once) with its run id and label."""
+    in order, each once, at every size of ``sizes``) with its run id and label."""
     cells = dict.fromkeys(
-        (r, t, s) for b in grid_blocks(task) for r, t, s in itertools.product(b["regularizers"], b["targets"], b["seeds"])
+        (r, n, t, s) for b in grid_blocks(task)
+        for r, n, t, s in itertools.product(b["regularizers"], sizes(task), b["targets"], b["seeds"])
     )
     return [
-        {"run_id": RUN_ID.format(regularizer=r, target=t, seed=s), "regularizer": r,
-         "label": config["regularizers"][r]["label"], "target": t, "seed": s}
-        for r, t, s in cells
+        {"run_id": RUN_ID.format(regularizer=r, size=n, target=t, seed=s), "regularizer": r,
+         "label": config["regularizers"][r]["label"], "size": n, "target": t, "seed": s}
+        for r, n, t, s in cells
     ]
 
 
@@ -192,15 +201,15 @@ def base_run_config(task):
     return resolve(grid(task)["base_config"], task, [])
 
 
-def run_overrides(task, regularizer, target):
+def run_overrides(task, regularizer, size, target):
     """``--set`` assignments of one run (``geosparse.grid.run_assignments``)."""
-    return run_assignments(base_run_config(task), config["regularizers"][regularizer]["set"], target,
-                           lottery_for(task, regularizer, target))
+    return run_assignments(base_run_config(task), config["regularizers"][regularizer]["set"], int(size),
+                           target, lottery_for(task, regularizer, target))
 
 
-def set_args(task, regularizer, target):
+def set_args(task, regularizer, size, target):
     """``run_overrides`` as a shell-quoted ``--set k=v ...`` string."""
-    return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, target))
+    return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, size, target))
 
 
 @functools.cache
@@ -211,9 +220,9 @@ def config_chain(path):
 
 
 @functools.cache
-def run_config(task, regularizer, target):
+def run_config(task, regularizer, size, target):
     """The resolved run config of one grid cell (what ``geosparse train`` will run)."""
-    return resolve(grid(task)["base_config"], task, run_overrides(task, regularizer, target))
+    return resolve(grid(task)["base_config"], task, run_overrides(task, regularizer, size, target))
 
 
 def first_cell(task):
@@ -225,12 +234,13 @@ def first_cell(task):
 
 def geometric_runs(task):
     """Records of the runs whose regularizer places neurons on a moduli space
-    (``geosparse.grid.has_positions``), at the grid's first target and first seed."""
+    (``geosparse.grid.has_positions``), at the grid's first size, target and seed."""
     g = grid(task)
+    first = (sizes(task)[0], g["targets"][0], g["seeds"][0])
     return [
         r for r in run_records(task)
-        if r["target"] == g["targets"][0] and r["seed"] == g["seeds"][0]
-        and has_positions(run_config(task, r["regularizer"], r["target"])["regularizer"])
+        if (r["size"], r["target"], r["seed"]) == first
+        and has_positions(run_config(task, r["regularizer"], r["size"], r["target"])["regularizer"])
     ]
 
 
@@ -274,18 +284,19 @@ def _check_grid():
                 raise WorkflowError(f"config key 'tasks.{task}.{key}': unknown regularizer(s) "
                                     f"{unknown}; allowed values: {known}")
         if "structure" in g:
-            size, n_hidden = g["structure"]["heatmap_size"], base_run_config(task)["model"]["n_hidden"]
-            if n_hidden % size:
-                raise WorkflowError(f"config key 'tasks.{task}.structure.heatmap_size': {size} must divide "
-                                    f"Ng = {n_hidden} of {g['base_config']}")
+            blocks = g["structure"]["heatmap_size"]
+            for n_hidden in sizes(task):
+                if n_hidden % blocks:
+                    raise WorkflowError(f"config key 'tasks.{task}.structure.heatmap_size': {blocks} must "
+                                        f"divide Ng = {n_hidden} (tasks.{task}.sizes or {g['base_config']})")
         _check_targets(task)
         if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
-        for name, target in grid_cells(task):
+        for (name, target), n_hidden in itertools.product(grid_cells(task), sizes(task)):
             try:
-                run_config(task, name, target)
+                run_config(task, name, n_hidden, target)
             except (ConfigError, ValueError) as error:
-                raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r}: {error}")
+                raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r} at Ng = {n_hidden}: {error}")
 
 
 _check_grid()

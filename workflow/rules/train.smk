@@ -6,7 +6,7 @@ memory: <results>/benchmarks/, to size a cluster's time limits from one's own ru
 
 
 rule train:
-    """Train one run (task, named regularizer, target, seed)."""
+    """Train one run (task, named regularizer, model size, target, seed)."""
     input:
         config=lambda wc: grid(wc.task)["base_config"],
         extends=lambda wc: config_chain(grid(wc.task)["base_config"])[1:],
@@ -19,7 +19,7 @@ rule train:
     wildcard_constraints:
         task="|".join(config["tasks"]),
     params:
-        sets=lambda wc: set_args(wc.task, wc.regularizer, wc.target),
+        sets=lambda wc: set_args(wc.task, wc.regularizer, wc.size, wc.target),
         device=lambda wc: grid(wc.task)["device"],
         outdir=lambda wc, output: Path(output.metrics).parent,
         launcher=lambda wc: gpu_launcher(wc.task),
