@@ -20,12 +20,14 @@ import aggregate_inference
 import aggregate_runs
 import aggregate_sweeps
 import fig_language_val_loss
+import fig_scaling
 import summary
 import table_adding
 import table_language
 import table_navigation_error
 import table_navigation_inference
 import table_navigation_lottery
+import table_navigation_scaling
 import tables_io
 
 ALL_CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
@@ -70,10 +72,12 @@ def _metrics(
 
 
 def _record(regularizer: str, target: float, seed: int) -> dict:
+    """The grid record of a run at the Ng of ``_metrics`` (8)."""
     return {
-        "run_id": f"{regularizer}-t{target}-s{seed}",
+        "run_id": f"{regularizer}-n8-t{target}-s{seed}",
         "regularizer": regularizer,
         "label": regularizer.upper(),
+        "size": 8,
         "target": target,
         "seed": seed,
     }
@@ -107,9 +111,9 @@ def runs(tmp_path) -> pd.DataFrame:
 def test_aggregate_one_row_per_run_and_phase(runs):
     assert len(runs) == 8
     assert set(runs["phase"]) == {"sparse", "lottery"}
-    diverged = runs[runs["run_id"] == "none-t0.9-s1"].set_index("phase")["status"]
+    diverged = runs[runs["run_id"] == "none-n8-t0.9-s1"].set_index("phase")["status"]
     assert diverged.to_dict() == {"sparse": "diverged", "lottery": "not_run"}
-    row = runs[(runs["run_id"] == "torus_dog-t0.9-s1") & (runs["phase"] == "lottery")].iloc[0]
+    row = runs[(runs["run_id"] == "torus_dog-n8-t0.9-s1") & (runs["phase"] == "lottery")].iloc[0]
     assert row["error_cm"] == 10.0
     assert row["label"] == "TORUS_DOG"
     assert row["n_hidden"] == 8
@@ -382,7 +386,7 @@ def test_language_table_on_wikitext2_says_so(tmp_path):
 def test_language_history_and_figure(language_runs, tmp_path):
     history = aggregate_history.aggregate(*language_runs, "language")
     assert len(history) == 2 + 2 + 2 + 1  # the diverged run keeps its epoch
-    assert history.groupby("run_id")["epoch"].max().to_dict()["none-t0.9-s1"] == 0
+    assert history.groupby("run_id")["epoch"].max().to_dict()["none-n8-t0.9-s1"] == 0
     runs = aggregate_runs.aggregate(*language_runs, "language")
     assert "FIXTURE" in fig_language_val_loss.title(runs)
     path = tmp_path / "fig.png"
@@ -619,7 +623,7 @@ def test_report_runs_checks_every_regularizer_key_and_duplicates(tmp_path, monke
         )
         == 2
     )
-    assert "a second run torus_dog-t0.9-s0" in capsys.readouterr().err
+    assert "a second run torus_dog-n4096-t0.9-s0" in capsys.readouterr().err
 
 
 def test_structure_aggregate_and_table(tmp_path):
@@ -671,3 +675,69 @@ def test_structure_aggregate_and_table(tmp_path):
     assert torus["locality_mean"] == pytest.approx(0.7) and torus["bars"] == "(1, 2, 1) x2"
     assert display["Regularizer"].tolist() == ["Torus", "None *"]
     assert display["Diverged"].tolist() == ["0/2", "1/2"]
+
+
+def _sized(regularizer: str, size: int, seed: int) -> dict:
+    """The run record of a size study's run (target 0.9)."""
+    return {**_record(regularizer, 0.9, seed), "run_id": f"{regularizer}-n{size}-t0.9-s{seed}", "size": size}
+
+
+SCALING_CELLS = [_sized(r, n, s) for r in ("torus_dog", "none") for n in (256, 512, 4096) for s in (0, 1)]
+"""A size study's grid: two regularizers x Ng 256, 512, 4096 x seeds 0, 1."""
+
+
+@pytest.fixture
+def scaling(tmp_path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy, display) of a size study whose runs at Ng 256 and 512 exist, 4096 not run:
+    torus 10 / 20 cm (256) and 8 cm (512, seed 0 only), none 30 / 40 cm (256) and 24 cm (512)."""
+    errors = {
+        ("torus_dog", 256, 0): 10.0,
+        ("torus_dog", 256, 1): 20.0,
+        ("torus_dog", 512, 0): 8.0,
+        ("none", 256, 0): 30.0,
+        ("none", 256, 1): 40.0,
+        ("none", 512, 0): 24.0,
+    }
+    paths, records = _write(tmp_path, [(_metrics(e), _sized(*cell)) for cell, e in errors.items()])
+    runs = aggregate_runs.aggregate(paths, records, "navigation")
+    return table_navigation_scaling.build(runs, SCALING_CELLS, PAPER, ("none", "torus_dog"))
+
+
+def test_scaling_table_ratio_per_size_and_not_run(scaling):
+    tidy, display = scaling
+    measured = tidy[tidy["source"] == "measured"].set_index(["regularizer", "size"])
+    assert measured.loc[("torus_dog", 256), "error_cm_mean"] == 15.0
+    assert measured.loc[("torus_dog", 256), "n_runs"] == 2
+    assert measured.loc[("none", 4096), "n_runs"] == 0
+    rows = display.set_index("Ng")
+    ratio = "NONE / TORUS_DOG"
+    assert rows.loc["256", ratio] == "2.33"  # 35 / 15
+    assert rows.loc["512", ratio] == "3.00"  # 24 / 8
+    assert rows.loc["256", "TORUS_DOG"] == "15.00 (7.07)"
+    assert rows.loc["512", "TORUS_DOG"] == "8.00"  # one seed: no std
+    assert rows.loc["4096", "TORUS_DOG"] == "not run"
+    assert rows.loc["4096", "NONE"] == "not run"
+    assert rows.loc["4096", ratio] == "-"
+    assert rows.index.tolist() == ["256", "512", "4096", "4096 (paper)"]
+
+
+def test_scaling_table_paper_values_from_the_csv(scaling):
+    tidy, display = scaling
+    paper = pd.read_csv(PAPER).query("table == 'main' and phase == 'sparse' and target == 0.9")
+    expected = paper.set_index("regularizer")
+    rows = tidy[tidy["source"] == "paper"].set_index("regularizer")
+    assert sorted(rows.index) == ["none", "torus_dog"]
+    for name in rows.index:
+        assert rows.loc[name, "size"] == expected.loc[name, "n_hidden"] == 4096
+        assert rows.loc[name, "error_cm_mean"] == expected.loc[name, "error_cm_mean"]
+    line = display.set_index("Ng").loc["4096 (paper)"]
+    assert line["TORUS_DOG"] == tables_io.fmt_mean_std(*expected.loc["torus_dog", ["error_cm_mean", "error_cm_std"]])
+    ratio = expected.loc["none", "error_cm_mean"] / expected.loc["torus_dog", "error_cm_mean"]
+    assert line["NONE / TORUS_DOG"] == f"{ratio:.2f}"
+
+
+def test_scaling_figure_written(scaling, tmp_path):
+    tidy, _ = scaling
+    path = tmp_path / "grid" / "figures" / "scaling.png"
+    fig_scaling.plot(tidy, str(path))
+    assert path.stat().st_size > 0 and path.with_suffix(".pdf").exists()

@@ -222,8 +222,73 @@ def test_pipeline_config_refuses_nonfinite_numbers(tmp_path, value):
 
 
 def test_grid_names_are_distinct():
-    names = [grid_name(c) for c in ("config/config.yaml", "config/smoke.yaml", "config/paper.yaml")]
-    assert names == ["default", "smoke", "paper"]
+    configs = ("config/config.yaml", "config/smoke.yaml", "config/paper.yaml", *SIZE_STUDIES)
+    names = [grid_name(c) for c in configs]
+    assert names == ["default", "smoke", "paper", "scaling", "scaling-paper"]
+
+
+SIZE_STUDIES = ("config/scaling.yaml", "config/scaling_paper.yaml")
+"""Grids over the model size Ng (``tasks.navigation.sizes``)."""
+
+
+def size_study_runs(config: str, upto: int | None = None) -> list[str]:
+    """The metrics.json of every run of the size study ``config`` (of Ng <= ``upto``)."""
+    grid = yaml.safe_load((REPO / config).read_text())["tasks"]["navigation"]
+    return sorted(
+        f"results/{grid_name(config)}/runs/navigation/{r}-n{n}-t{t}-s{s}/metrics.json"
+        for r in grid["regularizers"]
+        for n in grid["sizes"]
+        for t in grid["targets"]
+        for s in grid["seeds"]
+        if upto is None or n <= upto
+    )
+
+
+@pytest.mark.parametrize(("config", "gpu"), [("config/scaling.yaml", "0"), ("config/scaling_paper.yaml", "1")])
+def test_size_study_plans_every_size_and_only_the_scaling_outputs(config, gpu):
+    """A grid over Ng trains regularizers x sizes x targets x seeds (run id
+    <regularizer>-n<Ng>-t<target>-s<seed>, the size passed as model.n_hidden where it
+    differs from the base config's) and builds the scaling table and figure of every
+    size, none of the one-size tables."""
+    result = snakemake("-n", "-p", "--forceall", "--configfile", config)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    runs = size_study_runs(config)
+    assert len(runs) == (75 if config.endswith("paper.yaml") else 15)
+    planned = planned_outputs(output)
+    assert sorted(p for p in planned if p.endswith("metrics.json")) == runs
+    counts = job_counts(output)
+    assert counts["train"] == len(runs)
+    assert counts["table_navigation_scaling"] == counts["fig_navigation_scaling"] == 1
+    assert not {"sweep_navigation", "table_navigation_error", "summary"} & set(counts)
+    stem = f"results/{grid_name(config)}"
+    assert {f"{stem}/tables/navigation_scaling_upto4096.md", f"{stem}/figures/navigation_scaling_upto4096.png"} <= set(
+        planned
+    )
+    assert all(p.startswith(f"{stem}/") for p in planned)
+    base = 512 if config == "config/scaling.yaml" else 4096
+    for n in (256, 512, 1024, 2048, 4096):
+        command = re.search(rf"--out {stem}/runs/navigation/none-n{n}-t0.9-s0 .*", output)[0]
+        assert ("--set model.n_hidden=" in command) == (n != base), command
+        assert n == base or f"--set model.n_hidden={n} " in command
+    assert {res["gpu"] for name, res in planned_jobs(output) if name == "train_navigation"} == {gpu}
+
+
+def test_size_study_table_of_the_smaller_sizes_trains_only_them():
+    """navigation_scaling_upto1024 needs the runs of Ng <= 1024 only (the others are its
+    "not run" rows); a size outside the grid is refused with the allowed values."""
+    targets = [
+        f"results/scaling/{kind}/navigation_scaling_upto1024.{ext}"
+        for kind, ext in (("tables", "md"), ("figures", "png"))
+    ]
+    result = snakemake("-n", "--forceall", *targets, "--configfile", "config/scaling.yaml")
+    assert result.returncode == 0, result.stderr
+    planned = planned_outputs(result.stdout + result.stderr)
+    assert sorted(p for p in planned if p.endswith("metrics.json")) == size_study_runs("config/scaling.yaml", 1024)
+    assert len(size_study_runs("config/scaling.yaml", 1024)) == 9
+    bad = snakemake("-n", "results/scaling/tables/navigation_scaling_upto300.md", "--configfile", "config/scaling.yaml")
+    assert bad.returncode != 0
+    assert "300 is not a size of the grid; allowed values: [256, 512, 1024, 2048, 4096]" in bad.stdout + bad.stderr
 
 
 def test_dvc_params_name_the_grid_of_their_config():
@@ -410,6 +475,8 @@ BAD_CONFIGS = [  # through Snakemake: the whole path from --configfile to the me
         ["tasks.navigation.targets.1", "tasks.navigation.seeds.0", "minimum"],
     ),
     ({"bogus": 1}, ["<top level>", "bogus", "allowed keys"]),
+    ({"tasks": {"navigation": {"sizes": [1, 512, 512]}}}, ["tasks.navigation.sizes", "minimum", "unique"]),
+    ({"tasks": {"navigation": {"sizes": [256, 96]}}}, ["tasks.navigation.structure.heatmap_size", "Ng = 96"]),
     (
         {"regularizers": {"torus_dog": {"label": "x", "set": {"regularizer.space": "tours"}}}},
         ["regularizer 'torus_dog'", "regularizer.space", "tours"],
@@ -490,6 +557,7 @@ def test_schema_rejects(override, expected):
         "config/smoke.yaml",
         "config/enable/language.yaml",
         "config/enable/adding.yaml",
+        *SIZE_STUDIES,
     ],
 )
 def test_shipped_configs_are_valid(config):
@@ -625,7 +693,7 @@ def test_workflow_runs_record_the_snakemake_and_library_versions(smoke):
 def test_a_deleted_run_file_is_rebuilt_and_the_tables_follow(smoke, tmp_path):
     """Delete one run's metrics.json: the plan retrains that run (only it) and redoes the
     aggregation, tables and summary that read it."""
-    metrics = smoke / "runs" / "navigation" / "torus_dog-t0.9-s0" / "metrics.json"
+    metrics = smoke / "runs" / "navigation" / "torus_dog-n32-t0.9-s0" / "metrics.json"
     saved = tmp_path / "metrics.json"
     shutil.copy2(metrics, saved)
     metrics.unlink()

@@ -20,9 +20,7 @@ def has_positions(regularizer: dict) -> bool:
     return space_has_positions(regularizer["space"])
 
 
-def run_assignments(
-    base_config: dict, sets: dict[str, Any], n_hidden: int, target: float, lottery: bool
-) -> list[str]:
+def run_assignments(base_config: dict, sets: dict[str, Any], n_hidden: int, target: float, lottery: bool) -> list[str]:
     """``key=value`` assignments (``--set``) of one grid run: the named regularizer's
     ``sets``, the model size where it differs from the base config's (``model.n_hidden``,
     so a grid of one size passes the same assignments as before sizes existed), the

@@ -83,6 +83,7 @@ wildcard_constraints:
     task="[a-z]+",
     regularizer="[a-z][a-z0-9_]*",
     size="[0-9]+",
+    upto="[0-9]+",
     target=TARGET_PATTERN,
     seed="[0-9]+",
 
@@ -357,9 +358,38 @@ def task_outputs(task):
     ]
 
 
+def size_study(task):
+    """Whether ``task``'s grid has several model sizes (``tasks.<task>.sizes``). Its tables
+    compare regularizers at one size, so a size study builds the scaling table and
+    figure instead, from the runs' metrics alone."""
+    return len(sizes(task)) > 1
+
+
+def scaling_outputs(upto):
+    """The scaling table and figure of the navigation runs of Ng <= ``upto`` (rules
+    ``table_navigation_scaling``, ``fig_navigation_scaling``)."""
+    return [*expand(f"{RESULTS}/tables/navigation_scaling_upto{upto}.{{ext}}", ext=["csv", "md", "tex"]),
+            *expand(f"{RESULTS}/figures/navigation_scaling_upto{upto}.{{ext}}", ext=["png", "pdf"])]
+
+
+def scaling_records(upto):
+    """``run_records`` of the navigation runs of Ng <= ``upto``, a size of the grid."""
+    if int(upto) not in sizes("navigation"):
+        raise WorkflowError(f"navigation_scaling_upto{upto}: {upto} is not a size of the grid; "
+                            f"allowed values: {sizes('navigation')} (tasks.navigation.sizes)")
+    return [r for r in run_records("navigation") if r["size"] <= int(upto)]
+
+
 def all_outputs():
-    """Final targets of every task in the config (``task_outputs``), each once."""
-    return list(dict.fromkeys(path for task in enabled_tasks() for path in task_outputs(task)))
+    """Final targets of every task in the config (``task_outputs``), each once; for a
+    size study the scaling table and figure of every size and the runs' metrics."""
+    paths = []
+    for task in enabled_tasks():
+        if size_study(task):
+            paths += [*scaling_outputs(max(sizes(task))), *run_files(task, "metrics.json")]
+        else:
+            paths += task_outputs(task)
+    return list(dict.fromkeys(paths))
 
 
 REPORT = f"{RESULTS}/report.html"

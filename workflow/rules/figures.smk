@@ -29,6 +29,20 @@ rule fig_navigation_comparison:
         "../scripts/fig_comparison.py"
 
 
+rule fig_navigation_scaling:
+    """Error vs Ng (log2 axis) per regularizer, mean and std over seeds, the paper's points."""
+    input:
+        table=f"{RESULTS}/tables/navigation_scaling_upto{{upto}}.csv",
+    output:
+        **figure("navigation_scaling_upto{upto}", "../report/fig_scaling.rst"),
+    log:
+        f"{RESULTS}/logs/navigation/fig_scaling_upto{{upto}}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/fig_scaling.py"
+
+
 rule fig_navigation_connectivity:
     input:
         f"{RESULTS}/tidy/navigation_connectivity.csv",

@@ -129,6 +129,27 @@ rule table_navigation_error:
         "../scripts/table_navigation_error.py"
 
 
+rule table_navigation_scaling:
+    """Error vs model size Ng per regularizer (the runs of Ng <= upto; larger sizes of the
+    grid are rows marked "not run"), the ratio control / geometric per size, the paper's
+    values at its Ng."""
+    input:
+        runs=lambda wc: [f"{RUNS}/navigation/{r['run_id']}/metrics.json" for r in scaling_records(wc.upto)],
+        paper=config["paper_results"]["navigation"],
+    output:
+        **table_outputs("navigation_scaling_upto{upto}", "../report/table_navigation_scaling.rst"),
+    params:
+        runs=lambda wc: scaling_records(wc.upto),
+        cells=lambda wc: run_records("navigation"),
+        ratio=[config["claims"]["controls"][0], config["claims"]["geometric"][0]],
+    log:
+        f"{RESULTS}/logs/navigation/table_scaling_upto{{upto}}.log",
+    conda:
+        "../envs/geosparse.yaml"
+    script:
+        "../scripts/table_navigation_scaling.py"
+
+
 rule table_navigation_lottery:
     """Lottery-ticket control: sparse vs retrained error, paper values beside them."""
     input:

@@ -1,6 +1,6 @@
 """Aggregate the runs' metrics.json files into one tidy CSV (one row per run and phase).
 
-Columns: task, run_id, regularizer, label, target, seed, phase (``sparse``: the pruned
+Columns: task, run_id, regularizer, label, size (the grid's Ng of the run), target, seed, phase (``sparse``: the pruned
 model; ``lottery``: retrained from a random init with the same masks), status
 (``completed``, ``diverged`` or ``not_run``), the task's result keys (``result_keys`` of
 its ``geosparse.tasks.TASKS`` entry; navigation: error_cm, loss, W_hh_sparsity, sparsity,

@@ -48,7 +48,7 @@ def pipeline_config(grid_file: Path) -> dict:
 
 
 def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
-    """The grid record (run_id, regularizer, label, target, seed) of one run file."""
+    """The grid record (run_id, regularizer, label, size, target, seed) of one run file."""
     if name not in config["regularizers"]:
         raise ValueError(
             f"{path}: {name!r} is not a named regularizer; allowed values: {sorted(config['regularizers'])}"
@@ -68,10 +68,12 @@ def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
         raise ValueError(
             f"{path}: target {target} is not in the grid's targets {config['tasks']['navigation']['targets']}"
         )
+    size = metrics["config"]["model"]["n_hidden"]
     return {
-        "run_id": f"{name}-t{target}-s{seed}",
+        "run_id": f"{name}-n{size}-t{target}-s{seed}",
         "regularizer": name,
         "label": config["regularizers"][name]["label"],
+        "size": size,
         "target": target,
         "seed": seed,
     }
@@ -83,7 +85,7 @@ def build(named_files: list[tuple[str, str]], config: dict) -> tuple[pd.DataFram
     for name, path in named_files:
         record = record_for(name, read_json(path), path, config)
         if any(r["run_id"] == record["run_id"] for r in records):
-            raise ValueError(f"{path}: a second run {record['run_id']} (same name, target and seed)")
+            raise ValueError(f"{path}: a second run {record['run_id']} (same name, size, target and seed)")
         records.append(record)
         paths.append(path)
     runs = aggregate_runs.aggregate(paths, records, "navigation")

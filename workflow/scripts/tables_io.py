@@ -134,11 +134,16 @@ def write_table(tidy: pd.DataFrame, display: pd.DataFrame, paths: dict[str, str]
 
 
 def paper_values(path: str, table: str, phase: str) -> pd.DataFrame:
-    """The paper's reported errors of one table/phase: regularizer, target, mean, std."""
+    """The paper's reported errors of one table/phase: regularizer, target, mean, std and
+    the paper's Ng (``paper_n_hidden``)."""
     paper = pd.read_csv(path)
     paper = paper[(paper["table"] == table) & (paper["phase"] == phase)]
-    return paper[["regularizer", "target", "error_cm_mean", "error_cm_std"]].rename(
-        columns={"error_cm_mean": "paper_error_cm_mean", "error_cm_std": "paper_error_cm_std"}
+    return paper[["regularizer", "target", "error_cm_mean", "error_cm_std", "n_hidden"]].rename(
+        columns={
+            "error_cm_mean": "paper_error_cm_mean",
+            "error_cm_std": "paper_error_cm_std",
+            "n_hidden": "paper_n_hidden",
+        }
     )
 
 
