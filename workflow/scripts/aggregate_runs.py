@@ -1,10 +1,11 @@
 """Aggregate the runs' metrics.json files into one tidy CSV (one row per run and phase).
 
-Columns: task, run_id, regularizer, label, size (the grid's Ng of the run), target, seed, phase (``sparse``: the pruned
-model; ``lottery``: retrained from a random init with the same masks), status
-(``completed``, ``diverged`` or ``not_run``), the task's result keys (``result_keys`` of
-its ``geosparse.tasks.TASKS`` entry; navigation: error_cm, loss, W_hh_sparsity, sparsity,
-W_hh_fraction_below_1e-3), for language also corpus (``wikitext2`` or ``fixture``, from the run config) and data (the
+Columns: task, run_id, regularizer, label, size (the grid's Ng of the run), target, seed,
+phase (``sparse``: the pruned model; ``lottery``: retrained from a random init with the
+same masks), status (``completed``, ``diverged`` or ``not_run``), the task's result keys
+(``result_keys`` of its ``geosparse.tasks.TASKS`` entry; navigation: error_cm, loss,
+W_hh_sparsity, sparsity, W_hh_fraction_below_1e-3), for language also corpus
+(``wikitext2`` or ``fixture``, from the run config) and data (the
 corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (navigation
 only), wall_time_s, device, cpu_model (metrics.json ``machine``).
 """
