@@ -434,12 +434,12 @@ def test_adding_stability_is_the_rise_above_90_percent(tmp_path):
     runs = aggregate_runs.aggregate(paths, records, "adding")
     history = aggregate_history.aggregate(paths, records, "adding")
     stability = table_adding.run_stability(history, runs, 0.9, 10.0).set_index("run_id")
-    assert stability.loc["torus_dog-t0.95-s0", "rise"] == pytest.approx(5.0)
-    assert stability.loc["torus_dog-t0.95-s0", "unstable"] is False
-    assert stability.loc["none-t0.95-s0", "rise"] == pytest.approx(20.0)
-    assert stability.loc["none-t0.95-s0", "unstable"] is True
-    assert stability.loc["l1-t0.95-s0", "unstable"] is True
-    assert stability.loc["l1-t0.8-s0", "unstable"] is None
+    assert stability.loc["torus_dog-n8-t0.95-s0", "rise"] == pytest.approx(5.0)
+    assert stability.loc["torus_dog-n8-t0.95-s0", "unstable"] is False
+    assert stability.loc["none-n8-t0.95-s0", "rise"] == pytest.approx(20.0)
+    assert stability.loc["none-n8-t0.95-s0", "unstable"] is True
+    assert stability.loc["l1-n8-t0.95-s0", "unstable"] is True
+    assert stability.loc["l1-n8-t0.8-s0", "unstable"] is None
 
 
 def _adding_table(cells: dict[str, tuple[list[float], int]]) -> pd.DataFrame:

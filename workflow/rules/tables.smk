@@ -141,7 +141,7 @@ rule table_navigation_scaling:
     params:
         runs=lambda wc: scaling_records(wc.upto),
         cells=lambda wc: run_records("navigation"),
-        ratio=[config["claims"]["controls"][0], config["claims"]["geometric"][0]],
+        ratio=[config["claims"]["navigation"]["controls"][0], config["claims"]["navigation"]["geometric"][0]],
     log:
         f"{RESULTS}/logs/navigation/table_scaling_upto{{upto}}.log",
     conda:
