@@ -173,7 +173,7 @@ def test_a_change_to_the_training_code_retrains(tmp_path):
     work.mkdir()
     for name in ("Snakefile", "workflow", "config", "src"):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, work / name)
-    target = "results/smoke/runs/adding/none-t0.9-s0/metrics.json"
+    target = "results/smoke/runs/adding/none-n16-t0.9-s0/metrics.json"
     done = snakemake(target, "--cores", "1", "--configfile", "config/smoke.yaml", cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -416,13 +416,13 @@ def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
     runs = re.findall(r"--out \S*/runs/navigation/(\S+?)'? .*lottery_ticket\.enabled=(true|false)", out)
     assert sorted(runs) == sorted(
         [
-            ("torus_dog-t0.9-s0", "true"),
-            ("torus_dog-t0.9-s1", "true"),
-            ("none-t0.9-s0", "false"),
-            ("none-t0.9-s1", "false"),
-            ("torus_dog-t0.98-s0", "false"),  # an also block without lottery_ticket
-            ("permuted_dog-t0.98-s0", "false"),
-            ("permuted_dog-t0.9-s0", "false"),
+            ("torus_dog-n32-t0.9-s0", "true"),
+            ("torus_dog-n32-t0.9-s1", "true"),
+            ("none-n32-t0.9-s0", "false"),
+            ("none-n32-t0.9-s1", "false"),
+            ("torus_dog-n32-t0.98-s0", "false"),  # an also block without lottery_ticket
+            ("permuted_dog-n32-t0.98-s0", "false"),
+            ("permuted_dog-n32-t0.9-s0", "false"),
         ]
     )
     grid["tasks"]["navigation"]["also"][0]["regularizers"] = ["torus_dog", "no_such"]
