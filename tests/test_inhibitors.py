@@ -1,4 +1,4 @@
-"""Inhibitor functions f(d) at known points (PAPER.md table)."""
+"""Inhibitor functions f(d) at known points (the paper's table)."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def test_l1_star_matches_the_mean_inverted_torus_dog():
     assert torch.unique(r).numel() == 1, "every L1* coefficient is the same"
     reference = ModuliRegularizer(n, "torus", "dog", invert=True, seed=0).coefficients
     assert float(r[0, 0]) == pytest.approx(float(reference.double().mean()), rel=1e-5)
-    assert 65.5 < float(r[0, 0]) < 67.5  # ~66.5 (PAPER.md)
+    assert 65.5 < float(r[0, 0]) < 67.5  # ~66.5 (the paper)
     w = _weight(n)
     assert float(star.reg(w)) == pytest.approx(0.1 * float(r[0, 0]) * float(w.abs().mean()), rel=1e-5)
 
