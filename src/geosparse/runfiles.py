@@ -52,6 +52,21 @@ def require(data: Mapping, path: Path, key: str, kind: type | tuple[type, ...]) 
     return value
 
 
+def require_version(data: Mapping, path: Path, key: str, expected: int, what: str) -> None:
+    """``data[key]`` is the integer ``expected`` (the ``what`` this geosparse reads)."""
+    version = require(data, path, key, int)
+    if version != expected:
+        raise fail(path, key, f"{what} {version}, this geosparse reads {expected}")
+
+
+def require_choice(data: Mapping, path: Path, key: str, allowed: tuple[str, ...]) -> str:
+    """``data[key]``, a string from ``allowed``."""
+    value = require(data, path, key, str)
+    if value not in allowed:
+        raise fail(path, key, f"{value!r}; allowed values: {list(allowed)}")
+    return value
+
+
 def check_mapping(data: Any, path: Path) -> dict:
     if not isinstance(data, dict):
         raise RunFileError(f"{path} must hold a mapping, not a {type(data).__name__}; {RETRAIN}")
@@ -80,12 +95,8 @@ def check_seed(data: Mapping, path: Path) -> int:
 def check_metrics(metrics: Any, path: Path) -> dict:
     """A finished run's metrics.json (what ``geosparse.training`` writes)."""
     metrics = check_mapping(metrics, path)
-    version = require(metrics, path, "schema_version", int)
-    if version != METRICS_SCHEMA_VERSION:
-        raise fail(path, "schema_version", f"version {version}, this geosparse reads {METRICS_SCHEMA_VERSION}")
-    status = require(metrics, path, "status", str)
-    if status not in STATUSES:
-        raise fail(path, "status", f"{status!r}; allowed values: {list(STATUSES)}")
+    require_version(metrics, path, "schema_version", METRICS_SCHEMA_VERSION, "version")
+    require_choice(metrics, path, "status", STATUSES)
     check_seed(metrics, path)
     check_config(metrics, path)
     for key in ("final", "lottery_ticket"):
@@ -97,12 +108,8 @@ def check_metrics(metrics: Any, path: Path) -> dict:
 def check_model_file(saved: Any, path: Path) -> dict:
     """A ``model_<phase>.pt`` of format ``FINAL_MODEL_VERSION`` (``Run.final_state``)."""
     saved = check_mapping(saved, path)
-    version = require(saved, path, "version", int)
-    if version != FINAL_MODEL_VERSION:
-        raise fail(path, "version", f"format version {version}, this geosparse reads {FINAL_MODEL_VERSION}")
-    phase = require(saved, path, "phase", str)
-    if phase not in PHASES:
-        raise fail(path, "phase", f"{phase!r}; allowed values: {list(PHASES)}")
+    require_version(saved, path, "version", FINAL_MODEL_VERSION, "format version")
+    require_choice(saved, path, "phase", PHASES)
     check_seed(saved, path)
     config = check_config(saved, path)
     if require(saved, path, "task", str) != config["task"]:
@@ -137,9 +144,7 @@ def check_resume_state(saved: Mapping, path: Path, phases: list[str], total_epoc
     epoch = require(saved, path, "epoch", int)
     if not 0 <= epoch <= total_epochs:
         raise fail(path, "epoch", f"must be in [0, {total_epochs}], got {epoch}")
-    status = require(saved, path, "status", str)
-    if status not in ("running", *STATUSES):
-        raise fail(path, "status", f"{status!r}")
+    require_choice(saved, path, "status", ("running", *STATUSES))
     require(saved, path, "history", list)
     require(saved, path, "results", dict)
     wall = require(saved, path, "wall_time_s", (float, int))
