@@ -566,14 +566,21 @@ def test_shipped_configs_are_valid(config):
     jsonschema.Draft202012Validator(schema).validate(merged)
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    """The smoke workflow run end to end in a copy of the workflow, plus its report."""
-    work = tmp_path_factory.mktemp("workflow") / "repo"
+def copy_workflow(parent: Path) -> Path:
+    """``parent/repo``: what the workflow needs of this checkout (its files, configs,
+    package and the WikiText-2 excerpt), to run a grid without touching ``results/``."""
+    work = parent / "repo"
     work.mkdir()
     for name in ("Snakefile", "workflow", "config", "src", "data/wikitext-2-excerpt"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    return work
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """The smoke workflow run end to end in a copy of the workflow, plus its report."""
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
     run = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=work, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Report: results/smoke/report.html" in run.stderr  # the main job ends with it
@@ -749,6 +756,40 @@ def test_smoke_language_and_adding_tables(smoke):
     assert "## Adding problem" in summary_text
     report = (smoke / "report.html").read_text()
     assert "language_scores.csv" in report and "language_val_loss.png" in report
+
+
+@pytest.mark.slow
+def test_a_grid_whose_runs_all_diverge_still_ends_with_its_report(tmp_path):
+    """Every run of every task diverges (AdamW / SGD at lr 1e30 overflow in the first
+    epoch): the grid still writes its tables, figures, verdicts and report, every run
+    counted as diverged and no verdict claimed."""
+    work = copy_workflow(tmp_path)
+    grid = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    grid["name"] = "diverge"
+    for task, g in grid["tasks"].items():
+        (work / f"config/{task}/diverge.yaml").write_text(
+            yaml.safe_dump({"extends": "smoke.yaml", "training": {"lr": 1.0e30}})
+        )
+        g["base_config"] = f"config/{task}/diverge.yaml"
+        g["seeds"] = [0]
+    (work / "config/diverge.yaml").write_text(yaml.safe_dump(grid))
+    run = snakemake("--cores", "2", "--configfile", "config/diverge.yaml", cwd=work, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Report: results/diverge/report.html" in run.stderr
+    results = work / "results" / "diverge"
+    for task in grid["tasks"]:
+        runs = pd.read_csv(results / f"tidy/{task}_runs.csv")
+        sparse = runs[runs["phase"] == "sparse"]
+        assert len(sparse) == grid_size("config/smoke.yaml", task) // 2  # one seed of two
+        assert (sparse["status"] == "diverged").all(), sparse[["run_id", "status"]]
+    error = pd.read_csv(results / "tables/navigation_error.csv")
+    assert (error["n_diverged"] == error["n_runs"]).all() and error["error_cm_mean"].isna().all()
+    structure = pd.read_csv(results / "tables/navigation_structure.csv")
+    assert (structure["n_diverged"] == structure["n_runs"]).all()
+    claims = json.loads((results / "metrics/claims.json").read_text())
+    assert True not in claims.values(), claims  # nothing replicated by runs that all diverged
+    summary = (results / "summary.md").read_text()
+    assert all(f"({i})" in summary for i in (1, 2, 3))
 
 
 def _documented_output_patterns() -> list[str]:

@@ -25,7 +25,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 SNAKEMAKE_ENV = "GEOSPARSE_SNAKEMAKE_VERSION"
-"""Environment variable the Snakemake workflow sets for its jobs (workflow/rules/common.smk),
+"""Environment variable the Snakemake workflow sets for its jobs (workflow/rules/environment.smk),
 so a run records the Snakemake that made it (``runio.versions``). Here, not in runio,
 because the workflow imports this module and must not import torch."""
 

@@ -13,6 +13,15 @@ from typing import Any
 from geosparse.spaces import SPACE_SPECS
 from geosparse.spaces import has_positions as space_has_positions
 
+RUN_ID = "{regularizer}-n{size}-t{target}-s{seed}"
+"""A run's name in a grid (its folder ``results/<grid>/runs/<task>/<run-id>/``): named
+regularizer, model size (Ng, ``model.n_hidden``), target sparsity (``str(target)``), seed."""
+
+
+def run_id(regularizer: str, size: int, target: float, seed: int) -> str:
+    """``RUN_ID`` of one run, e.g. ``torus_dog-n512-t0.9-s0``."""
+    return RUN_ID.format(regularizer=regularizer, size=size, target=target, seed=seed)
+
 
 def has_positions(regularizer: dict) -> bool:
     """Whether a (resolved) ``regularizer`` section places neurons on a moduli space, i.e.

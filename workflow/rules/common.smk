@@ -1,46 +1,25 @@
-"""Config validation and the grid, shared by every task's rules.
+"""Config validation and the grid's input functions, shared by every task's rules.
 
 Rules read a task's grid only through these functions (``grid``, ``run_ids``,
-``run_overrides``, ...), and its final targets come from its ``geosparse.tasks.TASKS``
-entry (``task_outputs``): rule ``train`` and the aggregations serve every task, so a
-new task needs rules only for tables and figures of its own (docs/extending.md).
+``run_overrides``, ...); the job environment is environment.smk's, the final targets
+outputs.smk's (from each task's ``geosparse.tasks.TASKS`` entry), the HTML report
+report.smk's. Rule ``train`` and the aggregations serve every task, so a new task needs
+rules only for tables and figures of its own (docs/extending.md).
 """
 
 import functools
 import itertools
-import json
-import os
 import re
 import shlex
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
-import snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-SRC = str(Path(workflow.current_basedir).resolve().parents[1] / "src")
-"""The geosparse package every job runs: this checkout's ``src/``, whatever the
-environment (a venv with ``pip install -e .``, or the dependency-only conda env of
-``--sdm conda``, which does not install the package). Jobs, scripts and cluster jobs
-inherit the environment set here, and every parse of this file sets it again."""
-sys.path.insert(0, SRC)
-
-from geosparse.config import (
-    PORTABLE_CPU_KERNELS, SNAKEMAKE_ENV, ConfigError, extends_chain, resolve, schema_errors,
-)
-
-_pythonpath = os.environ.get("PYTHONPATH", "")
-os.environ.update({
-    "PYTHONPATH": _pythonpath if _pythonpath.split(os.pathsep)[0] == SRC
-    else os.pathsep.join(filter(None, [SRC, _pythonpath])),
-    SNAKEMAKE_ENV: snakemake.__version__,
-})
-from geosparse.grid import has_positions, run_assignments
+from geosparse.config import ConfigError, extends_chain, resolve, schema_errors
+from geosparse.grid import RUN_ID, has_positions, run_assignments, run_id
 from geosparse.sources import code_version
 from geosparse.tasks import TASKS
 
@@ -61,20 +40,11 @@ def _validate_config():
 
 _validate_config()
 
-if config["cpu_kernels"] == "portable":
-    # Set here, before any job starts: local jobs, scripts and (sbatch --export=ALL)
-    # cluster jobs inherit it, and each job's own parse of this file sets it again.
-    os.environ.update(PORTABLE_CPU_KERNELS)
-
 RESULTS = f"results/{config['name']}"
 """Every output of this grid lives below this folder (``name`` from the config)."""
 
 RUNS = f"{RESULTS}/runs"
 """Every trained run of the grid: ``<RUNS>/<task>/<run-id>/`` (one DVC output, cached)."""
-
-RUN_ID = "{regularizer}-n{size}-t{target}-s{seed}"
-"""Run directory name: named regularizer, model size (Ng, ``model.n_hidden``), target
-sparsity (``str(target)``), seed."""
 
 TARGET_PATTERN = r"0(\.[0-9]+)?"
 """What a target must format to in a run id (``str``: 1e-05 would not match)."""
@@ -164,7 +134,7 @@ def run_records(task):
         for r, n, t, s in itertools.product(b["regularizers"], sizes(task), b["targets"], b["seeds"])
     )
     return [
-        {"run_id": RUN_ID.format(regularizer=r, size=n, target=t, seed=s), "regularizer": r,
+        {"run_id": run_id(r, n, t, s), "regularizer": r,
          "label": config["regularizers"][r]["label"], "size": n, "target": t, "seed": s}
         for r, n, t, s in cells
     ]
@@ -301,119 +271,3 @@ def _check_grid():
 
 
 _check_grid()
-
-def table_outputs(name, caption):
-    """CSV (in the report), Markdown and LaTeX outputs of table ``name``."""
-    stem = f"{RESULTS}/tables/{name}"
-    return {
-        "csv": report(f"{stem}.csv", caption=caption, category="Tables",
-                      labels={"task": name.split("_")[0], "table": name}),
-        "md": f"{stem}.md",
-        "tex": f"{stem}.tex",
-    }
-
-
-def figure(name, caption):
-    """A figure's outputs: the PNG (first, marked for the Snakemake report) and the PDF
-    beside it (``plotting.save`` writes both)."""
-    return {
-        "png": report(f"{RESULTS}/figures/{name}.png", caption=caption, category="Figures",
-                      labels={"task": name.split("_")[0], "figure": name}),
-        "pdf": f"{RESULTS}/figures/{name}.pdf",
-    }
-
-
-def task_inputs(task, path):
-    """``[path]`` if ``task`` is enabled in the grid, else ``[]`` (optional rule inputs)."""
-    return [path] if task in enabled_tasks() else []
-
-
-def metrics_files():
-    """The files of ``<results>/metrics/`` for ``dvc metrics show``, one row each:
-    ``claims.json``, then one per (regularizer, target) of the navigation grid, named as
-    summary.py names them. Plain files, not a ``directory()`` output, so no Snakemake
-    marker file becomes a row."""
-    if "navigation" not in enabled_tasks():
-        return [f"{RESULTS}/metrics/claims.json"] if "adding" in enabled_tasks() else []
-    return [f"{RESULTS}/metrics/claims.json",
-            *(f"{RESULTS}/metrics/navigation_{r}_t{round(100 * float(t))}.json"
-              for r, t in grid_cells("navigation"))]
-
-
-def task_outputs(task):
-    """Final targets of ``task``, from its ``geosparse.tasks.TASKS`` entry: the tidy runs
-    and per-epoch history, its tables and figures, ``summary.md`` and the DVC metrics if
-    the summary reports on it, and every run's own files. Those are final targets too: one
-    deleted by hand is rebuilt (Snakemake does not rebuild a missing intermediate file
-    whose consumers are up to date), and the tables that read it follow because their
-    input is newer."""
-    spec = TASKS[task]
-    return [
-        f"{RESULTS}/tidy/{task}_runs.csv",
-        f"{RESULTS}/tidy/{task}_history.csv",
-        *expand(f"{RESULTS}/tables/{task}_{{name}}.{{ext}}", name=spec.tables, ext=["csv", "md", "tex"]),
-        *expand(f"{RESULTS}/figures/{task}_{{name}}.{{ext}}", name=spec.figures, ext=["png", "pdf"]),
-        *([f"{RESULTS}/summary.md", *metrics_files()] if spec.summary else []),
-        *(path for name in spec.run_files for path in run_files(task, name)),
-    ]
-
-
-def size_study(task):
-    """Whether ``task``'s grid has several model sizes (``tasks.<task>.sizes``). Its tables
-    compare regularizers at one size, so a size study builds the scaling table and
-    figure instead, from the runs' metrics alone."""
-    return len(sizes(task)) > 1
-
-
-def scaling_outputs(upto):
-    """The scaling table and figure of the navigation runs of Ng <= ``upto`` (rules
-    ``table_navigation_scaling``, ``fig_navigation_scaling``)."""
-    return [*expand(f"{RESULTS}/tables/navigation_scaling_upto{upto}.{{ext}}", ext=["csv", "md", "tex"]),
-            *expand(f"{RESULTS}/figures/navigation_scaling_upto{upto}.{{ext}}", ext=["png", "pdf"])]
-
-
-def scaling_records(upto):
-    """``run_records`` of the navigation runs of Ng <= ``upto``, a size of the grid."""
-    if int(upto) not in sizes("navigation"):
-        raise WorkflowError(f"navigation_scaling_upto{upto}: {upto} is not a size of the grid; "
-                            f"allowed values: {sizes('navigation')} (tasks.navigation.sizes)")
-    return [r for r in run_records("navigation") if r["size"] <= int(upto)]
-
-
-def all_outputs():
-    """Final targets of every task in the config (``task_outputs``), each once; for a
-    size study the scaling table and figure of every size and the runs' metrics."""
-    paths = []
-    for task in enabled_tasks():
-        if size_study(task):
-            paths += [*scaling_outputs(max(sizes(task))), *run_files(task, "metrics.json")]
-        else:
-            paths += task_outputs(task)
-    return list(dict.fromkeys(paths))
-
-
-REPORT = f"{RESULTS}/report.html"
-"""The grid's HTML report, written when a run that built every final target succeeds."""
-
-
-def write_report():
-    """``snakemake --report`` for this grid, with this run's full config (so ``--config``
-    overrides carry over), after a successful run in which every final target exists
-    (a run of a single target makes no report). Its log: ``<results>/logs/report.log``."""
-    if not all(Path(path).exists() for path in all_outputs()):
-        return
-    log = Path(RESULTS) / "logs" / "report.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(json.loads(json.dumps(config)), fh)
-    try:
-        with log.open("w") as out:
-            done = subprocess.run(
-                [sys.executable, "-m", "snakemake", "--nolock", "--snakefile",
-                 str(workflow.main_snakefile), "--configfile", fh.name, "--report", REPORT],
-                stdout=out, stderr=subprocess.STDOUT, check=False)
-    finally:
-        Path(fh.name).unlink()
-    if done.returncode != 0:
-        raise WorkflowError(f"the report {REPORT} could not be written; see {log}")
-    print(f"Report: {REPORT}", file=sys.stderr)

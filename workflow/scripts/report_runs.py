@@ -36,6 +36,7 @@ import tables_io
 
 from geosparse.config import deep_merge
 from geosparse.files import read_json
+from geosparse.grid import run_id
 
 IRRELEVANT_WITHOUT_PENALTY = ("inhibitor", "invert")
 """With space ``none`` (R = 0) these keys change nothing, so they are not compared."""
@@ -70,7 +71,7 @@ def record_for(name: str, metrics: dict, path: str, config: dict) -> dict:
         )
     size = metrics["config"]["model"]["n_hidden"]
     return {
-        "run_id": f"{name}-n{size}-t{target}-s{seed}",
+        "run_id": run_id(name, size, target, seed),
         "regularizer": name,
         "label": config["regularizers"][name]["label"],
         "size": size,

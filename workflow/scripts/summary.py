@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from tables_io import snakemake_job
+from tables_io import PAPER_KEY, snakemake_job
 
 
 def _means(table: pd.DataFrame, column: str, target: float) -> dict[str, float]:
@@ -290,7 +290,7 @@ def inference_section(inference: pd.DataFrame) -> list[str]:
         "tables/navigation_inference.md.",
         "",
     ]
-    for (regularizer, target), rows in done.groupby(["regularizer", "target"], sort=False):
+    for (regularizer, target), rows in done.groupby(PAPER_KEY, sort=False):
         csr = rows[rows["format"] == "csr"].set_index(["kind", "batch"])["speedup_mean"]
         first = rows.iloc[0]
         geometry = first["block_density_32_geometry_mean"]

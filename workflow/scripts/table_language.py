@@ -10,7 +10,7 @@ FIXTURE in the data column and in the caption; they are not WikiText-2 results.
 """
 
 import pandas as pd
-from tables_io import RUN_COUNTS, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
+from tables_io import CELL, RUN_COUNTS, fmt_fraction, mean_std_column, measured_columns, snakemake_job, write_table
 
 CAPTION = (
     "Language modelling ({data}): test loss (nats/token), perplexity and next-token "
@@ -40,12 +40,11 @@ def build(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables of the sparse models."""
     rows = runs[runs["phase"] == "sparse"]
     done = rows[rows["status"] == "completed"]
-    keys = ["regularizer", "label", "target"]
-    counts = rows.groupby(keys, sort=False).agg(
+    counts = rows.groupby(CELL, sort=False).agg(
         data=("corpus", corpus_label),
         **RUN_COUNTS,
     )
-    stats = done.groupby(keys, sort=False).agg(
+    stats = done.groupby(CELL, sort=False).agg(
         **{f"{key}_{stat}": (key, stat) for key in SCORES for stat in ("mean", "std")},
         val_loss_increases_mean=("val_loss_increases", "mean"),
         W_hh_sparsity_mean=("W_hh_sparsity", "mean"),

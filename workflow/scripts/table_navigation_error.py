@@ -8,6 +8,7 @@ W_hh_sparsity_mean, sparsity_mean (measured, not the target).
 import pandas as pd
 from tables_io import (
     CELL,
+    PAPER_KEY,
     RUN_COUNTS,
     cell_stats,
     fmt_fraction,
@@ -33,9 +34,7 @@ def summarise(runs: pd.DataFrame, phase: str) -> pd.DataFrame:
 
 def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables of the sparse models."""
-    tidy = summarise(runs, "sparse").merge(
-        paper_values(paper_csv, "main", "sparse"), on=["regularizer", "target"], how="left"
-    )
+    tidy = summarise(runs, "sparse").merge(paper_values(paper_csv, "main", "sparse"), on=PAPER_KEY, how="left")
     tidy = tidy[
         [
             *CELL,

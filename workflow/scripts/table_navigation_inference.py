@@ -14,7 +14,7 @@ model_bytes_dense (one row per regularizer, target, format, case and batch).
 """
 
 import pandas as pd
-from tables_io import RUN_COUNTS, fmt_diverged, fmt_fraction, snakemake_job, write_table
+from tables_io import CELL, RUN_COUNTS, fmt_diverged, fmt_fraction, snakemake_job, write_table
 
 from geosparse.sparse.formats import SPARSE_INFERENCE_FORMATS as SPARSE_FORMATS
 
@@ -26,17 +26,16 @@ CAPTION = (
     "step and of a whole sequence at the largest batch, largest relative logit deviation "
     "from the training model. Timings share the machine with the rest of the pipeline."
 )
-KEYS = ["regularizer", "label", "target"]
 
 
 def build(inference: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables."""
     runs = inference.drop_duplicates("run_id")
-    counts = runs.groupby(KEYS, sort=False).agg(**RUN_COUNTS)
+    counts = runs.groupby(CELL, sort=False).agg(**RUN_COUNTS)
     done = inference[inference["status"] == "completed"].astype({"batch": int})
-    dense_bytes = done[done["format"] == "dense"].groupby(KEYS, sort=False)["model_bytes_memory"].first()
+    dense_bytes = done[done["format"] == "dense"].groupby(CELL, sort=False)["model_bytes_memory"].first()
     tidy = (
-        done.groupby([*KEYS, "format", "kind", "batch"], sort=False)
+        done.groupby([*CELL, "format", "kind", "batch"], sort=False)
         .agg(
             time_ms_mean=("time_ms", "mean"),
             speedup_mean=("speedup_vs_dense", "mean"),
@@ -49,7 +48,7 @@ def build(inference: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
         .reset_index()
     )
-    tidy = tidy.join(counts, on=KEYS).join(dense_bytes.rename("model_bytes_dense"), on=KEYS)
+    tidy = tidy.join(counts, on=CELL).join(dense_bytes.rename("model_bytes_dense"), on=CELL)
     tidy = tidy[
         [
             "regularizer",

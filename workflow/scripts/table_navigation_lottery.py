@@ -9,6 +9,8 @@ paper_lottery_error_cm. Without lottery runs in the grid the measured columns ar
 import pandas as pd
 from table_navigation_error import summarise
 from tables_io import (
+    CELL,
+    PAPER_KEY,
     fmt_diverged,
     fmt_fraction,
     fmt_mean_std,
@@ -23,17 +25,16 @@ CAPTION = (
     "masks retrained from a random init, mean (std) over seeds, beside the paper's "
     "(one seed, 90 %)."
 )
-KEYS = ["regularizer", "label", "target"]
 
 
 def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables; one row per regularizer and target of the grid."""
-    sparse = summarise(runs, "sparse").set_index(KEYS)
+    sparse = summarise(runs, "sparse").set_index(CELL)
     failed = (
         runs.assign(failed=runs["status"] != "completed")
-        .groupby([*KEYS, "seed"], sort=False)["failed"]
+        .groupby([*CELL, "seed"], sort=False)["failed"]
         .any()
-        .groupby(KEYS, sort=False)
+        .groupby(CELL, sort=False)
         .sum()
     )
     tidy = pd.DataFrame(
@@ -44,7 +45,7 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
             "sparse_error_cm_std": sparse["error_cm_std"],
         }
     )
-    lottery = summarise(runs, "lottery").set_index(KEYS)
+    lottery = summarise(runs, "lottery").set_index(CELL)
     tidy["lottery_error_cm_mean"] = lottery["error_cm_mean"]
     tidy["lottery_error_cm_std"] = lottery["error_cm_std"]
     tidy = tidy.reset_index()
@@ -52,7 +53,7 @@ def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFram
         paper = paper_values(paper_csv, "lottery", phase)[["regularizer", "target", "paper_error_cm_mean"]].rename(
             columns={"paper_error_cm_mean": f"paper_{phase}_error_cm"}
         )
-        tidy = tidy.merge(paper, on=["regularizer", "target"], how="left")
+        tidy = tidy.merge(paper, on=PAPER_KEY, how="left")
     tidy = tidy.sort_values("target", kind="stable")
     display = pd.DataFrame(
         {

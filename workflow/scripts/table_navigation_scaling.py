@@ -16,7 +16,7 @@ import math
 
 import pandas as pd
 from aggregate_runs import aggregate
-from tables_io import RUN_COUNTS, fmt_mean_std, paper_values, snakemake_job, write_table
+from tables_io import CELL, PAPER_KEY, RUN_COUNTS, fmt_mean_std, paper_values, snakemake_job, write_table
 
 CAPTION = (
     "Navigation decoding error (cm) against the model size Ng, mean (std) over seeds, every "
@@ -24,7 +24,7 @@ CAPTION = (
     "values at its Ng (its full schedule, 5 seeds)."
 )
 
-SCALING_CELL = ["regularizer", "label", "size", "target"]
+SCALING_CELL = [*CELL[:-1], "size", CELL[-1]]
 """A cell of the scaling table: one named regularizer at one size and target, over seeds."""
 
 MEASURED, PAPER = "measured", "paper"
@@ -58,8 +58,8 @@ def summarise(runs: pd.DataFrame, cells: list[dict]) -> pd.DataFrame:
 def paper_rows(paper_csv: str, cells: list[dict]) -> pd.DataFrame:
     """The paper's errors (main table, sparse phase) of the grid's regularizers and
     targets, at the paper's Ng."""
-    grid = pd.DataFrame(cells)[["regularizer", "label", "target"]].drop_duplicates()
-    paper = grid.merge(paper_values(paper_csv, "main", "sparse"), on=["regularizer", "target"])
+    grid = pd.DataFrame(cells)[CELL].drop_duplicates()
+    paper = grid.merge(paper_values(paper_csv, "main", "sparse"), on=PAPER_KEY)
     return pd.DataFrame(
         {
             "source": PAPER,

@@ -38,6 +38,9 @@ many did not complete."""
 CELL = ["regularizer", "label", "target"]
 """A grid cell of a task's tables: one named regularizer at one target, over seeds."""
 
+PAPER_KEY = ["regularizer", "target"]
+"""What a paper value (``paper_values``) is keyed by: a grid cell without its display label."""
+
 
 def cell_stats(rows: pd.DataFrame, done: pd.DataFrame, **aggregations: tuple) -> pd.DataFrame:
     """Per grid cell: run and diverged counts over ``rows``, then ``aggregations``
