@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cli_args
 from geosparse.config import parse_yaml
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -21,6 +21,7 @@ import aggregate_runs
 import aggregate_sweeps
 import fig_language_val_loss
 import fig_scaling
+import structure_run
 import summary
 import table_adding
 import table_language
@@ -200,6 +201,25 @@ def test_lottery_table(runs):
     assert (torus["paper_sparse_error_cm"], torus["paper_lottery_error_cm"]) == (5.37, 9.42)
     assert tidy.set_index("regularizer").loc["none", "n_diverged"] == 1
     assert display["Lottery (cm)"].tolist() == ["9.00 (1.41)", "70.00"]
+
+
+def test_lottery_table_pairs_the_sparse_error_with_the_retrained_runs(tmp_path):
+    """Masks retrained in seed 0 only (the default grid, as the paper): the table's sparse
+    error is seed 0's, not the mean over both seeds, and counts one run."""
+    paths, records = _write(
+        tmp_path,
+        [
+            (_metrics(4.0, 8.0, enabled=True), _record("torus_dog", 0.9, 0)),
+            (_metrics(6.0), _record("torus_dog", 0.9, 1)),
+            (_metrics(80.0), _record("none", 0.9, 0)),
+            (_metrics(90.0), _record("none", 0.9, 1)),
+        ],
+    )
+    runs = aggregate_runs.aggregate(paths, records, "navigation")
+    tidy = table_navigation_lottery.build(runs, PAPER)[0].set_index("regularizer")
+    assert tidy.loc["torus_dog", ["n_runs", "sparse_error_cm_mean", "lottery_error_cm_mean"]].tolist() == [1, 4.0, 8.0]
+    assert tidy.loc["none", ["n_runs", "sparse_error_cm_mean"]].tolist() == [2, 85.0]  # no lottery: every run
+    assert pd.isna(tidy.loc["none", "lottery_error_cm_mean"])
 
 
 def test_lottery_table_without_lottery_runs(runs):
@@ -741,3 +761,20 @@ def test_scaling_figure_written(scaling, tmp_path):
     path = tmp_path / "grid" / "figures" / "scaling.png"
     fig_scaling.plot(tidy, str(path))
     assert path.stat().st_size > 0 and path.with_suffix(".pdf").exists()
+
+
+def test_structure_of_a_run_without_off_diagonal_weights_is_written(tmp_path, monkeypatch):
+    """Locality is NaN when no off-diagonal W_hh weight survives (an inverted Mexican hat
+    at 98 %, which does not penalise self-connections): structure.json holds null there
+    instead of failing the job (JSON has no NaN)."""
+    from geosparse.cli import main
+    from geosparse.runio import write_json
+
+    run = tmp_path / "run"
+    assert main(cli_args(run, "model.n_hidden=16", "place_cells.n=8")) == 0
+    monkeypatch.setattr(structure_run, "locality", lambda *args: float("nan"))
+    settings = {"heatmap_size": 4, "batches": 2, "bins": 4, "pca_dims": 3, "n_perm": 10, "max_dim": 2}
+    result = structure_run.analyse(run, settings)
+    assert result["status"] == "completed" and result["locality"] is None
+    write_json(tmp_path / "structure.json", result)
+    assert json.loads((tmp_path / "structure.json").read_text())["locality"] is None

@@ -393,8 +393,9 @@ def test_default_and_paper_grids():
 
 
 def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
-    """``also`` adds cells beyond the cross product (each run once); a ``lottery_ticket``
-    list retrains only those regularizers' masks, per block."""
+    """``also`` adds runs beyond the cross product (each run once); a ``lottery_ticket``
+    list retrains only those regularizers' masks, in the runs of its block (a run's flag is
+    that of the first block holding the run, not the cell)."""
     grid = {
         "tasks": {
             "navigation": {
@@ -404,6 +405,7 @@ def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
                 "lottery_ticket": ["torus_dog"],
                 "also": [
                     {"regularizers": ["torus_dog", "permuted_dog"], "targets": [0.98, 0.9], "seeds": [0]},
+                    {"regularizers": ["torus_dog"], "targets": [0.9], "seeds": [2]},  # a run's own block
                 ],
             }
         }
@@ -423,6 +425,7 @@ def test_grid_blocks_and_lottery_lists_plan_exactly_their_runs(tmp_path):
             ("torus_dog-n32-t0.98-s0", "false"),  # an also block without lottery_ticket
             ("permuted_dog-n32-t0.98-s0", "false"),
             ("permuted_dog-n32-t0.9-s0", "false"),
+            ("torus_dog-n32-t0.9-s2", "false"),  # the cell's first block retrains, not the run's
         ]
     )
     grid["tasks"]["navigation"]["also"][0]["regularizers"] = ["torus_dog", "no_such"]
@@ -449,14 +452,17 @@ def test_paper_adding_grid_is_one_command_on_the_cpu():
 
 
 def test_paper_grid_dry_run_is_fast():
-    """Listing the paper grid (479 jobs) takes < 5 s of CPU time (wall time on an idle
-    machine is about the same; CPU time does not depend on other load)."""
+    """Listing the paper grid (479 jobs) stays a matter of seconds: a guard against
+    planning work that grows with the jobs (resolving a run config per job, not per
+    distinct config, took about 25 s), not a timing (3.7-5.0 s of CPU time measured on a
+    2-core AMD EPYC, most of it Snakemake's own start-up; the limit leaves room for a
+    slower or busier machine)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = snakemake("-n", "--forceall", "--quiet", "--configfile", "config/paper.yaml")
     assert result.returncode == 0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert cpu < 5.0, cpu
+    assert cpu < 15.0, cpu
 
 
 def test_lint_is_clean():
@@ -790,6 +796,7 @@ def test_a_grid_whose_runs_all_diverge_still_ends_with_its_report(tmp_path):
     assert True not in claims.values(), claims  # nothing replicated by runs that all diverged
     summary = (results / "summary.md").read_text()
     assert all(f"({i})" in summary for i in (1, 2, 3))
+    assert summary.count("(every run diverged)") == 3  # each claim says why it is not tested
 
 
 def _documented_output_patterns() -> list[str]:

@@ -13,6 +13,7 @@ work starts; errors name the key and, where the schema has them, the allowed val
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from importlib import resources
@@ -249,11 +250,20 @@ SHARED_SCHEMAS = ("regularizer",)
 
 
 def load_schema(task: str) -> dict:
-    """The JSON schema (as a dict) of ``task``'s config, or of a shared section."""
+    """The JSON schema (as a dict, the caller's own copy) of ``task``'s config, or of a
+    shared section."""
+    return copy.deepcopy(_parsed_schema(task))
+
+
+@functools.cache
+def _parsed_schema(task: str) -> dict:
+    """A schema file of the package, parsed once per process (the workflow resolves
+    dozens of run configs while it plans a grid)."""
     text = resources.files("geosparse.schemas").joinpath(f"{task}.schema.yaml").read_text()
     return yaml.safe_load(text)
 
 
+@functools.cache
 def _registry() -> Registry:
     """The shared schemas, addressable by file name from the task schemas."""
     return Registry().with_resources(
@@ -336,7 +346,13 @@ def validate(config: dict, task: str) -> dict:
 
 def resolve(path: str | Path, task: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """Load, override and validate a config file for ``task``."""
-    config = apply_overrides(load_yaml(path), overrides or [])
+    return resolve_loaded(load_yaml(path), task, overrides)
+
+
+def resolve_loaded(loaded: dict, task: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """``resolve`` of a config file already read with ``load_yaml`` (left unchanged): the
+    workflow reads each base config once and resolves it for every run of its grid."""
+    config = apply_overrides(loaded, overrides or [])
     config.setdefault("task", task)
     if config["task"] != task:
         raise ConfigError(f"config key 'task': file is for {config['task']!r}, not {task!r}")

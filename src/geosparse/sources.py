@@ -12,6 +12,7 @@ are part of every resolved run config).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -33,16 +34,23 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path) -> frozenset[str]:
     """``geosparse`` modules that ``path`` imports (``import a.b``, ``from a import b``)."""
+    return _imported_modules(path.read_text(), str(path))
+
+
+@functools.cache
+def _imported_modules(source: str, filename: str) -> frozenset[str]:
+    """``_imports`` of one source text, parsed once per process (the workflow asks for
+    the code version of every task it plans, and the tasks share most files)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(source, filename)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if module_file(name) is not None}
+    return frozenset(name for name in found if module_file(name) is not None)
 
 
 def training_sources(task: str) -> list[Path]:

@@ -18,7 +18,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from geosparse.config import ConfigError, extends_chain, resolve, schema_errors
+from geosparse.config import ConfigError, extends_chain, load_yaml, resolve_loaded, schema_errors
 from geosparse.grid import RUN_ID, has_positions, run_assignments, run_id
 from geosparse.sources import code_version
 from geosparse.tasks import TASKS
@@ -145,15 +145,16 @@ def grid_cells(task):
     return list(dict.fromkeys((r["regularizer"], r["target"]) for r in run_records(task)))
 
 
-def lottery_for(task, regularizer, target):
-    """Whether the runs of cell (``regularizer``, ``target``) retrain their masks from a
-    random init: the ``lottery_ticket`` of the first block holding the cell (true, false,
-    or the names of the regularizers that do; an ``also`` block without it: false)."""
+def lottery_for(task, regularizer, target, seed):
+    """Whether run (``regularizer``, ``target``, ``seed``) retrains its masks from a random
+    init: the ``lottery_ticket`` of the first block holding the run (true, false, or the
+    names of the regularizers that do; an ``also`` block without it: false)."""
     for block in grid_blocks(task):
-        if regularizer in block["regularizers"] and float(target) in map(float, block["targets"]):
+        if (regularizer in block["regularizers"] and float(target) in map(float, block["targets"])
+                and int(seed) in block["seeds"]):
             flag = block.get("lottery_ticket", False)
             return regularizer in flag if isinstance(flag, list) else flag
-    raise WorkflowError(f"({regularizer}, {target}) is not a cell of the {task} grid")
+    raise WorkflowError(f"({regularizer}, {target}, seed {seed}) is not a run of the {task} grid")
 
 
 def run_ids(task):
@@ -166,21 +167,20 @@ def run_files(task, name):
     return [f"{RUNS}/{task}/{run}/{name}" for run in run_ids(task)]
 
 
-@functools.cache
 def base_run_config(task):
     """``task``'s base run config, resolved (``extends`` followed, defaults filled in)."""
-    return resolve(grid(task)["base_config"], task, [])
+    return _resolved(task, ())
 
 
-def run_overrides(task, regularizer, size, target):
+def run_overrides(task, regularizer, size, target, seed):
     """``--set`` assignments of one run (``geosparse.grid.run_assignments``)."""
     return run_assignments(base_run_config(task), config["regularizers"][regularizer]["set"], int(size),
-                           target, lottery_for(task, regularizer, target))
+                           target, lottery_for(task, regularizer, target, seed))
 
 
-def set_args(task, regularizer, size, target):
+def set_args(task, regularizer, size, target, seed):
     """``run_overrides`` as a shell-quoted ``--set k=v ...`` string."""
-    return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, size, target))
+    return " ".join(f"--set {shlex.quote(a)}" for a in run_overrides(task, regularizer, size, target, seed))
 
 
 @functools.cache
@@ -190,10 +190,22 @@ def config_chain(path):
     return tuple(str(p) for p in extends_chain(path))
 
 
+def run_config(task, regularizer, size, target, seed):
+    """The resolved run config of one run (what ``geosparse train`` will run)."""
+    return _resolved(task, tuple(run_overrides(task, regularizer, size, target, seed)))
+
+
 @functools.cache
-def run_config(task, regularizer, size, target):
-    """The resolved run config of one grid cell (what ``geosparse train`` will run)."""
-    return resolve(grid(task)["base_config"], task, run_overrides(task, regularizer, size, target))
+def _resolved(task, overrides):
+    """``task``'s base config resolved with ``overrides`` (runs that differ only in their
+    seed share it: resolved once)."""
+    return resolve_loaded(_base_config_file(task), task, list(overrides))
+
+
+@functools.cache
+def _base_config_file(task):
+    """``task``'s base config file and the files it extends, read once (``load_yaml``)."""
+    return load_yaml(grid(task)["base_config"])
 
 
 def first_cell(task):
@@ -211,7 +223,7 @@ def geometric_runs(task):
     return [
         r for r in run_records(task)
         if (r["size"], r["target"], r["seed"]) == first
-        and has_positions(run_config(task, r["regularizer"], r["size"], r["target"])["regularizer"])
+        and has_positions(run_config(task, r["regularizer"], r["size"], r["target"], r["seed"])["regularizer"])
     ]
 
 
@@ -263,11 +275,12 @@ def _check_grid():
         _check_targets(task)
         if task in PAPER_TABLES and task not in config["paper_results"]:
             raise WorkflowError(f"config key 'paper_results.{task}' is missing")
-        for (name, target), n_hidden in itertools.product(grid_cells(task), sizes(task)):
+        for r in run_records(task):
             try:
-                run_config(task, name, n_hidden, target)
+                run_config(task, r["regularizer"], r["size"], r["target"], r["seed"])
             except (ConfigError, ValueError) as error:
-                raise WorkflowError(f"config key 'tasks.{task}' with regularizer {name!r} at Ng = {n_hidden}: {error}")
+                raise WorkflowError(f"config key 'tasks.{task}' with regularizer {r['regularizer']!r} "
+                                    f"at Ng = {r['size']}: {error}")
 
 
 _check_grid()

@@ -19,7 +19,7 @@ rule train:
     wildcard_constraints:
         task="|".join(config["tasks"]),
     params:
-        sets=lambda wc: set_args(wc.task, wc.regularizer, wc.size, wc.target),
+        sets=lambda wc: set_args(wc.task, wc.regularizer, wc.size, wc.target, wc.seed),
         device=lambda wc: grid(wc.task)["device"],
         outdir=lambda wc, output: Path(output.metrics).parent,
         launcher=lambda wc: gpu_launcher(wc.task),

@@ -7,14 +7,14 @@ the measured global sparsity of the pruned matrices during it (history ``sparsit
 
 import pandas as pd
 import seaborn as sns
-from plotting import empty, save
+from plotting import empty, save, sparse_phase
 from tables_io import snakemake_job
 
 from geosparse.tasks.adding import BASELINE_MSE
 
 
 def plot(history: pd.DataFrame, path: str, above: float) -> None:
-    data = history[history["phase"] == "sparse"].dropna(subset=["val_mse", "sparsity"]).copy()
+    data = sparse_phase(history, ["val_mse", "sparsity"])
     if data.empty:
         empty(path, "no validation MSE to plot")
         return

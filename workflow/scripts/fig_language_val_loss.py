@@ -5,7 +5,7 @@ diverging validation loss under pruning). Sparse phase only; the title names the
 
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
-from plotting import empty, save, target_panels
+from plotting import empty, save, sparse_phase, target_panels
 from table_language import corpus_label
 from tables_io import snakemake_job
 
@@ -19,7 +19,7 @@ def title(runs: pd.DataFrame) -> str:
 
 
 def plot(history: pd.DataFrame, runs: pd.DataFrame, path: str) -> None:
-    data = history[(history["phase"] == "sparse")].dropna(subset=["val_loss"]).copy()
+    data = sparse_phase(history, ["val_loss"])
     if data.empty:
         empty(path, "no validation losses to plot")
         return

@@ -25,6 +25,14 @@ def save(fig: plt.Figure, path: str) -> None:
     plt.close(fig)
 
 
+def sparse_phase(history: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The sparse-phase epochs of a tidy history that have every one of ``columns`` (a
+    copy; none when no run got that far, e.g. every run diverged in its first epoch and
+    the history has no such column at all)."""
+    history = history.reindex(columns=history.columns.union(["phase", *columns], sort=False))
+    return history[history["phase"] == "sparse"].dropna(subset=columns).copy()
+
+
 def empty(path: str, message: str) -> None:
     """A placeholder figure that says why there is nothing to plot."""
     fig, ax = plt.subplots(figsize=(5, 2))

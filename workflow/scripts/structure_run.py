@@ -18,7 +18,7 @@ from tables_io import snakemake_job
 
 from geosparse.files import read_json
 from geosparse.pruning import w_hh_sparsity
-from geosparse.runio import derive_seed, versions, write_json
+from geosparse.runio import derive_seed, finite_or_none, versions, write_json
 from geosparse.runs import load_finished
 from geosparse.structure import REFERENCE_SPACE, locality, ordered_magnitude, positions_of
 from geosparse.tasks.navigation import TrajectoryGenerator
@@ -70,7 +70,7 @@ def analyse(run_dir: Path, settings: dict) -> dict:
         "space": space.name,
         "own_positions": own,
         "reference_space": None if own else REFERENCE_SPACE,
-        "locality": locality(w_hh, positions, space),
+        "locality": finite_or_none(locality(w_hh, positions, space)),  # NaN: no off-diagonal weight left
         "W_hh_sparsity": w_hh_sparsity([w_hh]),
         "heatmap": _json_map(ordered_magnitude(w_hh, positions, space, settings["heatmap_size"])),
         "rate_maps": {str(u): _json_map(maps[u]) for u in units},

@@ -34,6 +34,16 @@ def _means(table: pd.DataFrame, column: str, target: float) -> dict[str, float]:
     return {r: v for r, v in zip(rows["regularizer"], rows[column], strict=True) if not math.isnan(v)}
 
 
+def _untested(table: pd.DataFrame, target: float, names: list[str], means: dict[str, float], need: str) -> str:
+    """Why a claim is not tested: the regularizers of ``names`` in the grid at ``target``
+    without a completed run (every run diverged), or else what the grid lacks (``need``)."""
+    rows = table[(table["target"] - target).abs() < 1e-9]
+    diverged = [r for r in names if r in set(rows["regularizer"]) and r not in means]
+    if diverged:
+        return f"no completed run of {diverged} at {100 * target:g} % (every run diverged): nothing to compare."
+    return need
+
+
 DIRECTION = "direction"
 """Verdict value: the ordering holds beyond seed noise, but the effect is smaller."""
 
@@ -85,9 +95,8 @@ def claim_geometry(error: pd.DataFrame, runs: pd.DataFrame, claims: dict) -> tup
     geo = {r: means[r] for r in claims["geometric"] if r in means}
     ctl = {r: means[r] for r in claims["controls"] if r in means}
     if not geo or not ctl:
-        return None, (
-            f"needs target {target:g} with one of {claims['geometric']} and one of {claims['controls']} in the grid."
-        )
+        need = f"needs target {target:g} with one of {claims['geometric']} and one of {claims['controls']} in the grid."
+        return None, _untested(error, target, [*claims["geometric"], *claims["controls"]], means, need)
     well_below = claims["well_below"]
     ok: bool | str = max(geo.values()) <= well_below * min(ctl.values())
     if not ok and _below_in_every_seed(runs, list(geo), list(ctl), target):
@@ -108,7 +117,8 @@ def claim_high_sparsity(error: pd.DataFrame, claims: dict) -> tuple[bool | None,
     high = claims["high_target"]
     means = _means(error, "error_cm_mean", high)
     if not means:
-        return None, f"needs target {high:g} in the grid."
+        names = list(dict.fromkeys(error["regularizer"]))
+        return None, _untested(error, high, names, means, f"needs target {high:g} in the grid.")
     ok = min(means.values()) > claims["fail_cm"]
     best = min(means, key=means.get)
     return ok, (
@@ -125,9 +135,10 @@ def claim_lottery(lottery: pd.DataFrame, claims: dict) -> tuple[bool | None, str
     geo = {r: means[r] for r in claims["geometric"] if r in means}
     permuted = claims["permuted"]
     if not geo or permuted not in means:
-        return None, (
+        need = (
             f"needs lottery_ticket: true, target {target:g}, {permuted} and one of {claims['geometric']} in the grid."
         )
+        return None, _untested(lottery, target, [*claims["geometric"], permuted], means, need)
     ok = max(geo.values()) <= claims["well_below"] * means[permuted]
     pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted]}
     return ok, (

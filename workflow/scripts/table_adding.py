@@ -40,6 +40,7 @@ CAPTION = (
 def run_stability(history: pd.DataFrame, runs: pd.DataFrame, above: float, rise: float) -> pd.DataFrame:
     """Per run of the sparse phase (``runs``: the tidy runs, one row per run and phase):
     run_id, rise and unstable (None where the run's target is not above ``above``)."""
+    history = history.reindex(columns=history.columns.union(["val_mse"], sort=False))  # none if all diverged at once
     sparse = history[history["phase"] == "sparse"]
     rows = []
     for run in runs[(runs["phase"] == "sparse") & runs["seed"].notna()].itertuples(index=False):
@@ -56,6 +57,9 @@ def run_stability(history: pd.DataFrame, runs: pd.DataFrame, above: float, rise:
 
 
 def _per_seed(done: pd.DataFrame) -> pd.Series:
+    """``s0=0.0123 s1=...`` per grid cell of the completed runs ``done`` (none: empty)."""
+    if done.empty:
+        return pd.Series(index=pd.MultiIndex.from_tuples([], names=CELL), dtype=object)
     return (
         done.sort_values("seed")
         .groupby(CELL, sort=False)

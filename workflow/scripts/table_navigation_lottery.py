@@ -1,5 +1,6 @@
 """Table: lottery-ticket control. Error (cm) of the pruned model and of the same masks
-retrained from a random init, mean (std) over seeds, beside the paper's (one seed).
+retrained from a random init, mean (std) over the runs that retrained their masks (in a
+cell without any, over all its runs), beside the paper's (one seed).
 
 Tidy CSV columns: regularizer, label, target, n_runs, n_diverged (either phase),
 sparse_error_cm_mean/std, lottery_error_cm_mean/std, paper_sparse_error_cm,
@@ -27,8 +28,18 @@ CAPTION = (
 )
 
 
+def paired(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs each row of the table compares: in a cell with lottery-ticket runs, only
+    those (a grid may retrain the masks of one seed, as the paper did), so the sparse and
+    the retrained errors come from the same runs; every run of a cell without any."""
+    lottery = runs[runs["phase"] == "lottery"]
+    in_lottery_cell = runs.set_index(CELL).index.isin(lottery.set_index(CELL).index)
+    return runs[~in_lottery_cell | runs["run_id"].isin(lottery["run_id"])]
+
+
 def build(runs: pd.DataFrame, paper_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy, display) tables; one row per regularizer and target of the grid."""
+    runs = paired(runs)
     sparse = summarise(runs, "sparse").set_index(CELL)
     failed = (
         runs.assign(failed=runs["status"] != "completed")

@@ -40,8 +40,11 @@ def build(structure: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         W_hh_sparsity_mean=("W_hh_sparsity", "mean"),
         sparsity_mean=("sparsity", "mean"),
     )
-    bars = done.groupby(CELL, sort=False)[["h0", "h1", "h2"]].apply(_bars).rename("bars")
-    tidy = counts.join(stats).join(bars).reset_index().sort_values("target", kind="stable")
+    tidy = counts.join(stats)
+    if len(done):  # no completed run (all diverged): no bars, the column stays empty
+        tidy = tidy.join(done.groupby(CELL, sort=False)[["h0", "h1", "h2"]].apply(_bars).rename("bars"))
+    tidy = tidy.reindex(columns=tidy.columns.union(["bars"], sort=False))
+    tidy = tidy.reset_index().sort_values("target", kind="stable")
     tidy = tidy[
         [
             *CELL,
