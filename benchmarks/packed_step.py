@@ -25,12 +25,12 @@ Packing is worth shipping behind a config key only if it gives >= 1.5x at paper 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 import torch
+from train_step import print_last_row, write_rows
 
 from geosparse.config import resolve
 from geosparse.precision import PRECISIONS, autocast
@@ -194,16 +194,9 @@ def main() -> None:
                 "max_rel_difference_fp32": f"{difference:.2e}",
             }
         )
-        if len(rows) == 1:
-            print(",".join(rows[0]))
-        print(",".join(str(v) for v in rows[-1].values()), flush=True)
+        print_last_row(rows)
         del models, weights, data
-    if args.csv:
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {args.csv}", file=sys.stderr)
+    write_rows(rows, args.csv)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,13 @@ import argparse
 import importlib.util
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from sparse_helpers import hilbert_order, synthetic_mask
+
+if TYPE_CHECKING:  # pandas itself is imported lazily, where main and plot use it
+    import pandas as pd
 
 from geosparse.inference_benchmark import measure
 from geosparse.runs import load_finished
@@ -376,6 +380,13 @@ def tables(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_csv(frame: pd.DataFrame, path: Path, append: bool) -> None:
+    """``frame`` as CSV at ``path``: appended (no header) with ``--append`` to a file that
+    exists, else a new file."""
+    add = append and path.exists()
+    frame.to_csv(path, mode="a" if add else "w", header=not add, index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/sparse"))
@@ -414,20 +425,9 @@ def main() -> None:
         if not args.no_blocks:
             block_csv = args.out / "sparse_blocks.csv"
             frame = pd.DataFrame(blocks(args))
-            frame.to_csv(
-                block_csv,
-                mode="a" if args.append and block_csv.exists() else "w",
-                header=not (args.append and block_csv.exists()),
-                index=False,
-            )
+            write_csv(frame, block_csv, args.append)
             print(frame.to_string(index=False), flush=True)
-        frame = pd.DataFrame(bench(args))
-        frame.to_csv(
-            csv,
-            mode="a" if args.append and csv.exists() else "w",
-            header=not (args.append and csv.exists()),
-            index=False,
-        )
+        write_csv(pd.DataFrame(bench(args)), csv, args.append)
         print(f"wrote {csv}")
     plot(csv, png)
     (args.out / "sparse_tables.md").write_text(tables(args.out))

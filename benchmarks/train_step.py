@@ -82,6 +82,24 @@ def profile_table(run: Run, training: dict, steps: int) -> str:
     return "\n".join(lines)
 
 
+def print_last_row(rows: list[dict]) -> None:
+    """Print the newest of ``rows`` as a CSV line (the header before the first)."""
+    if len(rows) == 1:
+        print(",".join(rows[0]))
+    print(",".join(str(v) for v in rows[-1].values()), flush=True)
+
+
+def write_rows(rows: list[dict], path: Path | None) -> None:
+    """``rows`` as a CSV file at ``path`` (``--csv``; nothing without one)."""
+    if path is None:
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True)
@@ -123,17 +141,10 @@ def main() -> None:
                 "ms_per_step": round(1000 * seconds, 2),
             }
         )
-        if len(rows) == 1:
-            print(",".join(rows[0]))
-        print(",".join(str(v) for v in rows[-1].values()), flush=True)
+        print_last_row(rows)
         if args.profile:
             print(profile_table(run, training, args.profile_steps), flush=True)
-    if args.csv:
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {args.csv}", file=sys.stderr)
+    write_rows(rows, args.csv)
 
 
 if __name__ == "__main__":
