@@ -92,13 +92,24 @@ def check_seed(data: Mapping, path: Path) -> int:
     return seed
 
 
+def check_run_header(
+    data: Any, path: Path, version: tuple[str, int, str], choice: tuple[str, tuple[str, ...]]
+) -> tuple[dict, dict]:
+    """(``data``, its config) once the part every finished-run file shares is checked: a
+    mapping with ``version`` = (key, the supported version, what the message calls it),
+    ``choice`` = (key, allowed values), a seed and a valid run config."""
+    data = check_mapping(data, path)
+    require_version(data, path, *version)
+    require_choice(data, path, *choice)
+    check_seed(data, path)
+    return data, check_config(data, path)
+
+
 def check_metrics(metrics: Any, path: Path) -> dict:
     """A finished run's metrics.json (what ``geosparse.training`` writes)."""
-    metrics = check_mapping(metrics, path)
-    require_version(metrics, path, "schema_version", METRICS_SCHEMA_VERSION, "version")
-    require_choice(metrics, path, "status", STATUSES)
-    check_seed(metrics, path)
-    check_config(metrics, path)
+    metrics, _ = check_run_header(
+        metrics, path, ("schema_version", METRICS_SCHEMA_VERSION, "version"), ("status", STATUSES)
+    )
     for key in ("final", "lottery_ticket"):
         require(metrics, path, key, (dict, type(None)))
     require(metrics, path, "history", list)
@@ -107,11 +118,7 @@ def check_metrics(metrics: Any, path: Path) -> dict:
 
 def check_model_file(saved: Any, path: Path) -> dict:
     """A ``model_<phase>.pt`` of format ``FINAL_MODEL_VERSION`` (``Run.final_state``)."""
-    saved = check_mapping(saved, path)
-    require_version(saved, path, "version", FINAL_MODEL_VERSION, "format version")
-    require_choice(saved, path, "phase", PHASES)
-    check_seed(saved, path)
-    config = check_config(saved, path)
+    saved, config = check_run_header(saved, path, ("version", FINAL_MODEL_VERSION, "format version"), ("phase", PHASES))
     if require(saved, path, "task", str) != config["task"]:
         raise fail(path, "task", f"{saved['task']!r} differs from config.task {config['task']!r}")
     require(saved, path, "model", dict)
