@@ -47,7 +47,7 @@ PIDS+=("$(cat /run/munge/ci-munged.pid)")
 munge -n | unmunge >/dev/null
 
 # slurm: one node "localhost" with this machine's CPUs and memory and one fake GPU
-CPUS="$(nproc)"
+CPUS="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"   # nproc alone follows OMP_NUM_THREADS
 MEM_MB="$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)"
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat > /etc/slurm/slurm.conf <<CONF
