@@ -7,7 +7,7 @@ the measured global sparsity of the pruned matrices during it (history ``sparsit
 
 import pandas as pd
 import seaborn as sns
-from plotting import empty, save, sparse_phase
+from plotting import TRAINING_TARGET, empty, save, sparse_phase, with_training_target
 from tables_io import snakemake_job
 
 from geosparse.tasks.adding import BASELINE_MSE
@@ -19,13 +19,13 @@ def plot(history: pd.DataFrame, path: str, above: float) -> None:
         empty(path, "no validation MSE to plot")
         return
     data["sparsity (%)"] = (100 * data["sparsity"]).round(1)
-    data["Training target"] = data["target"].map(lambda t: f"pruned to {100 * t:g} %")
+    data = with_training_target(data)
     grid = sns.relplot(
         data=data,
         x="sparsity (%)",
         y="val_mse",
         hue="label",
-        col="Training target",
+        col=TRAINING_TARGET,
         kind="line",
         errorbar=("pi", 100),
         height=3.4,

@@ -5,7 +5,7 @@ diverging validation loss under pruning). Sparse phase only; the title names the
 
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
-from plotting import empty, save, sparse_phase, target_panels
+from plotting import TRAINING_TARGET, empty, save, sparse_phase, target_panels, with_training_target
 from table_language import corpus_label
 from tables_io import snakemake_job
 
@@ -24,12 +24,12 @@ def plot(history: pd.DataFrame, runs: pd.DataFrame, path: str) -> None:
         empty(path, "no validation losses to plot")
         return
     data["epoch"] = data["epoch"] + 1
-    data["Training target"] = data["target"].map(lambda t: f"pruned to {100 * t:g} %")
+    data = with_training_target(data)
     grid = target_panels(
         data,
         "epoch",
         "val_loss",
-        "Training target",
+        TRAINING_TARGET,
         "epoch (pruned fraction ramps up linearly)",
         "validation loss (nats/token)",
     )

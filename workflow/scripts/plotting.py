@@ -33,6 +33,15 @@ def sparse_phase(history: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return history[history["phase"] == "sparse"].dropna(subset=columns).copy()
 
 
+TRAINING_TARGET = "Training target"
+"""The column ``with_training_target`` adds: one figure panel per training target."""
+
+
+def with_training_target(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with the panel label of its runs' training target ("pruned to 90 %")."""
+    return data.assign(**{TRAINING_TARGET: data["target"].map(lambda t: f"pruned to {100 * t:g} %")})
+
+
 def empty(path: str, message: str) -> None:
     """A placeholder figure that says why there is nothing to plot."""
     fig, ax = plt.subplots(figsize=(5, 2))
