@@ -453,10 +453,9 @@ def test_paper_adding_grid_is_one_command_on_the_cpu():
 
 def test_paper_grid_dry_run_is_fast():
     """Listing the paper grid (479 jobs) stays a matter of seconds: a guard against
-    planning work that grows with the jobs (resolving a run config per job, not per
-    distinct config, took about 25 s), not a timing (3.7-5.0 s of CPU time measured on a
-    2-core AMD EPYC, most of it Snakemake's own start-up; the limit leaves room for a
-    slower or busier machine)."""
+    planning work that grows with the jobs (e.g. re-reading config files per job), not a
+    timing (3.7-5.0 s of CPU time measured on a 2-core AMD EPYC, most of it Snakemake's
+    own start-up; the limit leaves room for a slower or busier machine)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = snakemake("-n", "--forceall", "--quiet", "--configfile", "config/paper.yaml")
     assert result.returncode == 0

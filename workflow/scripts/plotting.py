@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.artist import Artist
+from tables_io import with_columns
 
 sns.set_theme(style="whitegrid", context="paper")
 
@@ -29,7 +30,7 @@ def sparse_phase(history: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The sparse-phase epochs of a tidy history that have every one of ``columns`` (a
     copy; none when no run got that far, e.g. every run diverged in its first epoch and
     the history has no such column at all)."""
-    history = history.reindex(columns=history.columns.union(["phase", *columns], sort=False))
+    history = with_columns(history, ["phase", *columns])
     return history[history["phase"] == "sparse"].dropna(subset=columns).copy()
 
 

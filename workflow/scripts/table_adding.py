@@ -25,6 +25,7 @@ from tables_io import (
     mean_std_column,
     measured_columns,
     snakemake_job,
+    with_columns,
     write_table,
 )
 
@@ -40,7 +41,7 @@ CAPTION = (
 def run_stability(history: pd.DataFrame, runs: pd.DataFrame, above: float, rise: float) -> pd.DataFrame:
     """Per run of the sparse phase (``runs``: the tidy runs, one row per run and phase):
     run_id, rise and unstable (None where the run's target is not above ``above``)."""
-    history = history.reindex(columns=history.columns.union(["val_mse"], sort=False))  # none if all diverged at once
+    history = with_columns(history, ["val_mse"])
     sparse = history[history["phase"] == "sparse"]
     rows = []
     for run in runs[(runs["phase"] == "sparse") & runs["seed"].notna()].itertuples(index=False):

@@ -38,6 +38,13 @@ many did not complete."""
 CELL = ["regularizer", "label", "target"]
 """A grid cell of a task's tables: one named regularizer at one target, over seeds."""
 
+
+def with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with every one of ``columns`` (missing ones empty): a tidy history has no
+    validation column at all when every run diverged in its first epoch."""
+    return frame.reindex(columns=frame.columns.union(columns, sort=False))
+
+
 PAPER_KEY = ["regularizer", "target"]
 """What a paper value (``paper_values``) is keyed by: a grid cell without its display label."""
 
