@@ -21,6 +21,10 @@ EXCERPT_COUNTS = {"valid": (103, 5378), "test": (116, 5956)}
 SMOKE = REPO / "config" / "navigation" / "smoke.yaml"
 DEFAULT = REPO / "config" / "navigation" / "default.yaml"
 
+# The benchmarks and the workflow's scripts import their siblings by plain module name
+# (as when run from their folder); every test module may import them the same way.
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "workflow" / "scripts")]
+
 # Keep the suite light on a shared 2-core machine.
 torch.set_num_threads(1)
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tables_io
 import torch
 
 import geosparse.runio as runio
@@ -25,9 +26,6 @@ from conftest import REPO, SMOKE, cli_args, comparable, read_metrics, subprocess
 from geosparse import config as geoconfig
 from geosparse.cli import main
 from geosparse.rundir import LOCK_NAME, RunFolderError, RunLock
-
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import tables_io
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 """A line of the run's log (``train.log`` is echoed to stderr)."""

@@ -7,6 +7,9 @@ import math
 import pytest
 import torch
 
+from conftest import REPO
+from geosparse.config import resolve
+from geosparse.runs import new_run
 from geosparse.tasks.navigation import (
     NavigationRNN,
     PlaceCells,
@@ -14,6 +17,7 @@ from geosparse.tasks.navigation import (
     cross_entropy,
     decoding_error_cm,
 )
+from geosparse.tasks.navigation_training import TRAINING_ERROR_TRAJECTORIES
 
 BOX = (2.2, 2.2)
 
@@ -238,3 +242,26 @@ def test_navigation_rnn_shapes_and_no_biases():
         h = torch.relu(velocity[t] @ weights["W_ih"].T + h @ weights["W_hh"].T)
     assert torch.allclose(logits[-1], model.decoder(h), atol=1e-5)
     assert math.isfinite(float(logits.detach().sum()))
+
+
+def test_the_training_error_is_decoded_on_the_first_trajectories_of_the_batch():
+    """The logged training error covers TRAINING_ERROR_TRAJECTORIES trajectories of each
+    batch (every time step); the loss covers all of them."""
+    config = resolve(
+        REPO / "config" / "navigation" / "smoke.yaml",
+        "navigation",
+        [f"trajectory.batch_size={3 * TRAINING_ERROR_TRAJECTORIES}"],
+    )
+    run = new_run(config, seed=0, device=torch.device("cpu"))
+    run.task.start_phase("sparse")
+    state = run.task.stream.state_dict()
+    stats = run.task.train_step(run.model)
+    run.task.stream.load_state_dict(state)
+    batch = run.task.stream.next_batch()
+    with torch.no_grad():
+        logits = run.model(batch.velocity, batch.init_code)
+    some = slice(0, TRAINING_ERROR_TRAJECTORIES)
+    expected = decoding_error_cm(logits[:, some], batch.position[:, some], run.task.place_cells)
+    assert torch.equal(stats["error_cm"], expected)
+    assert not torch.equal(stats["error_cm"], decoding_error_cm(logits, batch.position, run.task.place_cells))
+    assert torch.equal(stats["task_loss"], cross_entropy(logits, batch.target_code))

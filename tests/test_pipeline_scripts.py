@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
-
-import pandas as pd
-import pytest
-
-from conftest import REPO, cli_args
-from geosparse.config import parse_yaml
-
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import aggregate_history
 import aggregate_inference
@@ -21,6 +12,8 @@ import aggregate_runs
 import aggregate_sweeps
 import fig_language_val_loss
 import fig_scaling
+import pandas as pd
+import pytest
 import structure_run
 import summary
 import table_adding
@@ -30,6 +23,9 @@ import table_navigation_inference
 import table_navigation_lottery
 import table_navigation_scaling
 import tables_io
+
+from conftest import REPO, cli_args
+from geosparse.config import parse_yaml
 
 ALL_CLAIMS = parse_yaml((REPO / "config" / "config.yaml").read_text())["claims"]
 CLAIMS = ALL_CLAIMS["navigation"]

@@ -38,6 +38,22 @@ def test_outputs_and_gradients_equal_nn_rnn(steps):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_the_incoming_gradient_is_read_not_written_and_may_be_a_broadcast():
+    """The backward pass reads ``grad_out`` in place of a copy: it must leave the caller's
+    tensor as it was, and accept autograd's stride-0 gradient of a ``sum()``."""
+    rnn, x, h0 = _problem(steps=5, batch=6, hidden=32)
+    inputs = [x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0]
+    upstream = torch.randn(5, 6, 32)
+    kept = upstream.clone()
+    _gradients(relu_rnn(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0), upstream, inputs)
+    assert torch.equal(upstream, kept)
+    broadcast = torch.ones(()).expand(5, 6, 32)  # what out.sum().backward() sends
+    mine = _gradients(relu_rnn(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0), broadcast, inputs)
+    theirs = _gradients(rnn(x, h0[None])[0], broadcast, inputs)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_gradients_pass_gradcheck_in_float64():
     rnn, x, h0 = _problem(steps=4, batch=3, hidden=5, dtype=torch.float64, seed=1)
     assert torch.autograd.gradcheck(relu_rnn, (x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0))

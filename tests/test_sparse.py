@@ -4,12 +4,12 @@ density, export round trip and CLI errors (all CPU, tiny sizes)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
+from sparse_helpers import hilbert_order, synthetic_mask
 
-from conftest import REPO, cli_args
+from conftest import cli_args
 from geosparse.cli import main
 from geosparse.moduli import get_space
 from geosparse.runs import load_finished, new_run
@@ -21,9 +21,6 @@ from geosparse.sparse import (
     permute_weights,
 )
 from geosparse.tasks.navigation import NavigationRNN
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from sparse_helpers import hilbert_order, synthetic_mask
 
 NG, NP = 64, 16
 

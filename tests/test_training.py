@@ -4,7 +4,6 @@ divergence, resume after SIGKILL, checkpoint guard, lottery ticket."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import packed_step
 import pytest
 import torch
 from torch import nn
@@ -628,14 +628,11 @@ def test_the_packed_runs_benchmark_computes_each_runs_own_loss_and_gradients():
     """benchmarks/packed_step.py times K runs as one batched graph; what it times must be
     the K runs' own computation: per-run losses and all four weights' gradients equal
     those of the K models trained alone (float32, CPU), and the runs really differ."""
-    spec = importlib.util.spec_from_file_location("packed_step", REPO / "benchmarks" / "packed_step.py")
-    packed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(packed)
     cpu = torch.device("cpu")
-    models = packed.make_models(3, 8, 16, cpu)
-    batch = packed.make_batch(3, 4, 5, 8, cpu)
-    assert packed.max_relative_difference(models, packed.stack_weights(models), batch) < 1e-5
-    losses = packed.packed_losses(packed.stack_weights(models), *batch)
+    models = packed_step.make_models(3, 8, 16, cpu)
+    batch = packed_step.make_batch(3, 4, 5, 8, cpu)
+    assert packed_step.max_relative_difference(models, packed_step.stack_weights(models), batch) < 1e-5
+    losses = packed_step.packed_losses(packed_step.stack_weights(models), *batch)
     assert losses.shape == (3,) and len(set(losses.tolist())) == 3
 
 

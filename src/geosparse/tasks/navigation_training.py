@@ -22,6 +22,10 @@ from geosparse.tasks.navigation import (
 
 SMALL_WEIGHT = 1e-3
 """The paper's stated validation threshold on |W_hh| (reported as a fraction)."""
+TRAINING_ERROR_TRAJECTORIES = 10
+"""The training error (a logged statistic) is decoded on the first this-many trajectories
+of each batch, every time step: 18,000 positions per default epoch, and a tenth of the
+top-3 decoding's cost (docs/training_performance.md). Training itself does not use it."""
 
 
 class NavigationTask:
@@ -84,7 +88,8 @@ class NavigationTask:
             task_loss = cross_entropy(logits, batch.target_code)
             penalty = self.regularizer.reg(model.rnn.weight_hh_l0)
         with torch.no_grad(), record_function("geosparse:training error (decoding)"):
-            error = decoding_error_cm(logits, batch.position, self.place_cells)
+            some = slice(0, TRAINING_ERROR_TRAJECTORIES)
+            error = decoding_error_cm(logits[:, some], batch.position[:, some], self.place_cells)
         return {
             "loss": task_loss + penalty,
             "task_loss": task_loss.detach(),
