@@ -483,6 +483,7 @@ def test_a_model_file_that_breaks_its_schema_is_named_before_anything_is_built(
         ("wrong shape", "key 'model.rnn.weight_hh_l0': shape (3, 3)"),
         ("step out of range", "key 'partial.step': must be an integer in [0, 10)"),
         ("epoch a float", "key 'epoch': must be int"),
+        ("start a number", "key 'started_at': must be str or null, got float"),
     ],
 )
 def test_a_checkpoint_that_breaks_its_schema_is_named(capsys, tmp_path, finished_run, how, key):
@@ -494,6 +495,8 @@ def test_a_checkpoint_that_breaks_its_schema_is_named(capsys, tmp_path, finished
         saved["partial"] = {"step": 10, "sums": {}}
     elif how == "epoch a float":
         saved["epoch"] = 1.0
+    elif how == "start a number":
+        saved["started_at"] = 1.7e9
     else:
         saved = _edit_model(saved, how)
     torch.save(saved, out / "checkpoint.pt")

@@ -238,6 +238,29 @@ def test_summary_claims(runs):
     assert "torus_dog 5.0 cm" in text
 
 
+def test_summary_states_the_training_wall_time_from_the_runs_start_and_finish(runs):
+    assert "wall time" not in summary.scale_note(runs)  # runs from before the timestamps
+    timed = runs.assign(started_at="2026-12-03T13:41:01+00:00", finished_at="2026-12-03T13:50:00+00:00")
+    timed.loc[timed.index[-1], "finished_at"] = "2026-12-03T14:06:07+00:00"
+    note = summary.scale_note(timed)
+    assert "training wall time 25.1 min (13:41 to 14:06 UTC, 2026-12-03)" in note
+    assert "min of training summed over runs" in note
+
+
+def test_summary_lottery_claim_lists_each_sparse_and_retrained_error():
+    lottery = pd.DataFrame(
+        {
+            "regularizer": ["torus_dog", "permuted_dog"],
+            "target": [0.9, 0.9],
+            "sparse_error_cm_mean": [41.1, 41.7],
+            "lottery_error_cm_mean": [51.1, 53.2],
+        }
+    )
+    ok, text = summary.claim_lottery(lottery, CLAIMS)
+    assert ok is False
+    assert "sparse -> retrained error: torus_dog 41.1 -> 51.1 cm, permuted_dog 41.7 -> 53.2 cm;" in text
+
+
 def test_markdown_and_latex_writers(tmp_path):
     table = pd.DataFrame({"Regularizer": ["L1_star & co"], "Error (cm)": ["5.00 (1.00)"]})
     paths = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex")}

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import packed_step
@@ -124,6 +125,9 @@ def test_metrics_json_is_complete_and_reports_measured_sparsity(smoke):
     assert metrics["versions"]["torch"] == torch.__version__
     assert metrics["device"].startswith("cpu")
     assert isinstance(metrics["wall_time_s"], float) and metrics["wall_time_s"] > 0
+    started, finished = (datetime.fromisoformat(metrics[k]) for k in ("started_at", "finished_at"))
+    assert started.tzinfo is not None and started <= finished
+    assert (finished - started).total_seconds() >= metrics["wall_time_s"] - 1  # seconds resolution
     assert metrics["lottery_ticket"] is None
     assert all_finite(metrics)
 
@@ -455,7 +459,9 @@ def test_resume_after_a_crash_at_any_checkpoint(tmp_path, monkeypatch, crash_at,
     with crash_at_checkpoint(monkeypatch, crash_at):
         main(cli_args(out, *overrides))
     assert not (out / "metrics.json").exists()
+    first_start = load_checkpoint(out / "checkpoint.pt")["started_at"]
     resumed = train(out, *overrides)
+    assert resumed["started_at"] == first_start  # the run's start, not the resumption's
     assert resumed["history"] == straight["history"]
     assert resumed["final"] == straight["final"]
     assert resumed["lottery_ticket"] == straight["lottery_ticket"]

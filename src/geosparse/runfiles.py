@@ -157,6 +157,7 @@ def check_resume_state(saved: Mapping, path: Path, phases: list[str], total_epoc
     wall = require(saved, path, "wall_time_s", (float, int))
     if not math.isfinite(wall):
         raise fail(path, "wall_time_s", "must be finite")
+    require(saved, path, "started_at", (str, type(None)))
     require(saved, path, "optimizer", (dict, type(None)))
     require(saved, path, "torch_rng", dict)
     partial = require(saved, path, "partial", (dict, type(None)))

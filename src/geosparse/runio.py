@@ -12,6 +12,7 @@ import platform
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -216,6 +217,11 @@ def machine() -> dict[str, Any]:
             if k in os.environ
         },
     }
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 to the second (``2026-12-03T13:41:01+00:00``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def package_version(name: str) -> str:

@@ -54,6 +54,7 @@ from geosparse.runio import (
     remove_stale_temps,
     save_checkpoint,
     setup_logging,
+    utc_now,
     versions,
     write_json,
 )
@@ -309,6 +310,7 @@ class Trainer:
             "history": [],
             "results": {},
             "wall_time_s": 0.0,
+            "started_at": utc_now(),
             "best_plateau": None,
             "partial": None,
         }
@@ -324,6 +326,7 @@ class Trainer:
                 f"{self.checkpoint_path} belongs to a run with another config or seed; {start_over_hint(self.out)}"
             )
         saved.setdefault("partial", None)  # checkpoints from before mid-epoch stops
+        saved.setdefault("started_at", None)  # checkpoints from before start times
         missing = sorted(set(state) - set(saved))
         if missing:
             raise CheckpointMismatchError(
@@ -368,6 +371,8 @@ class Trainer:
                 "recurrence_dtype": recurrence_dtype(self.run.model),
             },
             "wall_time_s": state["wall_time_s"],
+            "started_at": state["started_at"],
+            "finished_at": utc_now(),
             "history": state["history"],
             "final": state["results"].get("sparse"),
             "lottery_ticket": state["results"].get("lottery"),

@@ -140,7 +140,7 @@ def claim_lottery(lottery: pd.DataFrame, claims: dict) -> tuple[bool | None, str
         )
         return None, _untested(lottery, target, [*claims["geometric"], permuted], means, need)
     ok = max(geo.values()) <= claims["well_below"] * means[permuted]
-    pairs = {r: f"{sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted]}
+    pairs = ", ".join(f"{r} {sparse.get(r, float('nan')):.1f} -> {means[r]:.1f} cm" for r in [*geo, permuted])
     return ok, (
         f"sparse -> retrained error: {pairs}; rule: every geometric lottery error <= "
         f"{claims['well_below']} x the permuted one."
@@ -162,8 +162,19 @@ def scale_note(runs: pd.DataFrame) -> str:
         f"{first['epochs']} epochs x {first['steps_per_epoch']} steps "
         f"(paper: Ng = 4096, 30 x 1000), seeds {sorted(runs['seed'].unique().tolist())}, "
         f"device {first['device']}{f' ({cpus})' if cpus else ''}; {len(done)} of {len(runs)} run phases "
-        f"completed; {training:.1f} min of training in all (summed over runs)."
+        f"completed; {wall_clock(runs)}{training:.1f} min of training summed over runs."
     )
+
+
+def wall_clock(runs: pd.DataFrame) -> str:
+    """``wall time X min (HH:MM to HH:MM UTC), `` from the first run's start to the last
+    run's finish (metrics.json ``started_at`` / ``finished_at``); empty when a run lacks
+    them. A grid resumed or extended later spans the pause as well."""
+    if not {"started_at", "finished_at"} <= set(runs) or runs[["started_at", "finished_at"]].isna().any().any():
+        return ""
+    start, end = pd.to_datetime(runs["started_at"]).min(), pd.to_datetime(runs["finished_at"]).max()
+    minutes = (end - start).total_seconds() / 60
+    return f"training wall time {minutes:.1f} min ({start:%H:%M} to {end:%H:%M} UTC, {end:%Y-%m-%d}), "
 
 
 def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles: dict) -> tuple[str, dict]:
