@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from tables_io import PAPER_KEY, snakemake_job
+from tables_io import MISSING, PAPER_KEY, snakemake_job
 
 
 def _means(table: pd.DataFrame, column: str, target: float) -> dict[str, float]:
@@ -170,7 +170,9 @@ def wall_clock(runs: pd.DataFrame) -> str:
     """``wall time X min (HH:MM to HH:MM UTC), `` from the first run's start to the last
     run's finish (metrics.json ``started_at`` / ``finished_at``); empty when a run lacks
     them. A grid resumed or extended later spans the pause as well."""
-    if not {"started_at", "finished_at"} <= set(runs) or runs[["started_at", "finished_at"]].isna().any().any():
+    runs = runs[runs["status"] != MISSING]  # placeholder rows of cells without a run
+    times = ["started_at", "finished_at"]
+    if runs.empty or not set(times) <= set(runs) or runs[times].isna().any().any():
         return ""
     start, end = pd.to_datetime(runs["started_at"]).min(), pd.to_datetime(runs["finished_at"]).max()
     minutes = (end - start).total_seconds() / 60
