@@ -20,7 +20,10 @@ def save(fig: plt.Figure, path: str) -> None:
     folder above ``figures/``), and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.text(0.995, 0.005, f"grid: {path.parent.parent.name}", ha="right", va="bottom", fontsize=7, color="0.4")
+    # under the lowest of the figure's contents (tick labels, a legend below the panels),
+    # so it overlaps none of them; the tight bounding box grows to hold it
+    lowest = fig.get_tightbbox().y0 / fig.get_figheight()  # inches -> figure fraction
+    fig.text(0.995, lowest, f"grid: {path.parent.parent.name}", ha="right", va="top", fontsize=7, color="0.4")
     fig.savefig(path, dpi=150, bbox_inches="tight")
     fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
