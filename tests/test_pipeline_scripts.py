@@ -243,9 +243,12 @@ def test_summary_states_the_training_wall_time_from_the_runs_start_and_finish(ru
     timed = runs.assign(started_at="2026-12-03T13:41:01+00:00", finished_at="2026-12-03T13:50:00+00:00")
     timed.loc[timed.index[-1], "finished_at"] = "2026-12-03T14:06:07+00:00"
     note = summary.scale_note(timed)
-    assert "training wall time 25.1 min (13:41 to 14:06 UTC, 2026-12-03)" in note
+    assert (
+        "wall time 25.1 min from the first run's start to the last run's finish (13:41 to 14:06 UTC, 2026-12-03)"
+        in note
+    )
     placeholder = timed.iloc[[0]].assign(status="missing", started_at=None, finished_at=None)
-    assert "training wall time 25.1 min" in summary.scale_note(pd.concat([timed, placeholder]))
+    assert "wall time 25.1 min" in summary.scale_note(pd.concat([timed, placeholder]))
     assert "min of training summed over runs" in note
 
 

@@ -167,16 +167,20 @@ def scale_note(runs: pd.DataFrame) -> str:
 
 
 def wall_clock(runs: pd.DataFrame) -> str:
-    """``wall time X min (HH:MM to HH:MM UTC), `` from the first run's start to the last
-    run's finish (metrics.json ``started_at`` / ``finished_at``); empty when a run lacks
-    them. A grid resumed or extended later spans the pause as well."""
+    """``wall time X min from the first run's start to the last run's finish (HH:MM to
+    HH:MM UTC, date), `` (metrics.json ``started_at`` / ``finished_at``; the span holds
+    whatever else the grid ran meanwhile); empty when a run lacks them. A grid resumed or
+    extended later spans the pause as well."""
     runs = runs[runs["status"] != MISSING]  # placeholder rows of cells without a run
     times = ["started_at", "finished_at"]
     if runs.empty or not set(times) <= set(runs) or runs[times].isna().any().any():
         return ""
     start, end = pd.to_datetime(runs["started_at"]).min(), pd.to_datetime(runs["finished_at"]).max()
     minutes = (end - start).total_seconds() / 60
-    return f"training wall time {minutes:.1f} min ({start:%H:%M} to {end:%H:%M} UTC, {end:%Y-%m-%d}), "
+    return (
+        f"wall time {minutes:.1f} min from the first run's start to the last run's finish "
+        f"({start:%H:%M} to {end:%H:%M} UTC, {end:%Y-%m-%d}), "
+    )
 
 
 def build(error: pd.DataFrame, lottery: pd.DataFrame, runs: pd.DataFrame, roles: dict) -> tuple[str, dict]:
