@@ -621,6 +621,7 @@ def test_smoke_figures_summary_metrics_and_report(smoke):
         assert (smoke / f"figures/navigation_{name}.png").stat().st_size > 5000
     text = (smoke / "summary.md").read_text()
     assert all(f"({i})" in text for i in (1, 2, 3)) and "Ng = 32" in text
+    assert "from the first run's start to the last run's finish" in text  # metrics.json times, end to end
     claims = json.loads((smoke / "metrics" / "claims.json").read_text())
     assert set(claims) == {
         "claim1_geometry_at_90",
