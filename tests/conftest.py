@@ -40,8 +40,8 @@ def read_metrics(out: Path) -> dict:
 
 def comparable(metrics: dict) -> dict:
     """Metrics without the fields that legitimately differ between identical runs: wall
-    time, start and finish times, and ``machine`` (the environment of the process that finished the run, e.g. a
-    resumed run's thread variables)."""
+    time, start and finish times, and ``machine`` (the environment of the process that
+    finished the run, e.g. a resumed run's thread variables)."""
     return {k: v for k, v in metrics.items() if k not in ("wall_time_s", "started_at", "finished_at", "machine")}
 
 

@@ -238,7 +238,7 @@ def test_summary_claims(runs):
     assert "torus_dog 5.0 cm" in text
 
 
-def test_summary_states_the_training_wall_time_from_the_runs_start_and_finish(runs):
+def test_summary_states_the_runs_wall_time_from_their_start_and_finish(runs):
     assert "wall time" not in summary.scale_note(runs)  # runs from before the timestamps
     timed = runs.assign(started_at="2026-12-03T13:41:01+00:00", finished_at="2026-12-03T13:50:00+00:00")
     timed.loc[timed.index[-1], "finished_at"] = "2026-12-03T14:06:07+00:00"
