@@ -60,6 +60,7 @@ def _metrics(
             "lottery_ticket": {"enabled": enabled},
             "model": {"n_hidden": 8},
             "training": {"epochs": 2, "steps_per_epoch": 3},
+            "pruning": {"scope": "per_tensor", "tensors": ["W_hh"]},
         },
         "wall_time_s": 1.5,
         "device": "cpu",
@@ -250,6 +251,7 @@ def test_summary_states_the_runs_wall_time_from_their_start_and_finish(runs):
     placeholder = timed.iloc[[0]].assign(status="missing", started_at=None, finished_at=None)
     assert "wall time 25.1 min" in summary.scale_note(pd.concat([timed, placeholder]))
     assert "min of training summed over runs" in note
+    assert "pruned W_hh per_tensor (paper: every matrix, global)" in note
 
 
 def test_summary_lottery_claim_lists_each_sparse_and_retrained_error():
@@ -341,6 +343,7 @@ def _language_metrics(loss: float | None, corpus: str = "fixture", history: tupl
             "lottery_ticket": {"enabled": False},
             "model": {"n_hidden": 32},
             "training": {"epochs": 2},
+            "pruning": {"scope": "global", "tensors": ["embedding", "W_ih", "W_hh", "decoder"]},
             "data": {"corpus": corpus},
         },
         "wall_time_s": 2.0,
@@ -372,7 +375,12 @@ def _adding_metrics(mse: float | None, val_mse: tuple[float | None, ...] = (0.2,
         "task": "adding",
         "status": "completed" if final else "diverged",
         "diverged": None if final else {"phase": "sparse", "epoch": 0},
-        "config": {"lottery_ticket": {"enabled": False}, "model": {"n_hidden": 16}, "training": {"epochs": 3}},
+        "config": {
+            "lottery_ticket": {"enabled": False},
+            "model": {"n_hidden": 16},
+            "training": {"epochs": 3},
+            "pruning": {"scope": "global", "tensors": ["i2h", "h2o"]},
+        },
         "wall_time_s": 1.0,
         "device": "cpu",
         "final": final,

@@ -7,7 +7,8 @@ same masks), status (``completed``, ``diverged`` or ``not_run``), the task's res
 W_hh_sparsity, sparsity, W_hh_fraction_below_1e-3), for language also corpus
 (``wikitext2`` or ``fixture``, from the run config) and data (the
 corpus description of metrics.json), then n_hidden, epochs, steps_per_epoch (navigation
-only), wall_time_s, started_at and finished_at (UTC; empty for runs from before
+only), pruned (the pruned matrices and the scope, e.g. ``W_hh per_tensor``), wall_time_s,
+started_at and finished_at (UTC; empty for runs from before
 geosparse recorded them), device, cpu_model (metrics.json ``machine``).
 """
 
@@ -46,6 +47,7 @@ def run_rows(metrics: dict, record: dict, task: str) -> list[dict]:
                 "n_hidden": config["model"]["n_hidden"],
                 "epochs": config["training"]["epochs"],
                 "steps_per_epoch": config["training"].get("steps_per_epoch"),
+                "pruned": f"{'+'.join(config['pruning']['tensors'])} {config['pruning']['scope']}",
                 "wall_time_s": metrics["wall_time_s"],
                 "started_at": metrics.get("started_at"),
                 "finished_at": metrics.get("finished_at"),

@@ -160,10 +160,16 @@ def scale_note(runs: pd.DataFrame) -> str:
     return (
         f"{runs['run_id'].nunique()} runs, Ng = {first['n_hidden']}, "
         f"{first['epochs']} epochs x {first['steps_per_epoch']} steps "
-        f"(paper: Ng = 4096, 30 x 1000), seeds {sorted(runs['seed'].unique().tolist())}, "
+        f"(paper: Ng = 4096, 30 x 1000), pruned {pruned(runs)} (paper: every matrix, global), "
+        f"seeds {sorted(runs['seed'].unique().tolist())}, "
         f"device {first['device']}{f' ({cpus})' if cpus else ''}; {len(done)} of {len(runs)} run phases "
         f"completed; {wall_clock(runs)}{training:.1f} min of training summed over runs."
     )
+
+
+def pruned(runs: pd.DataFrame) -> str:
+    """The runs' pruned matrices and scope (``W_hh per_tensor``; several joined by ``or``)."""
+    return " or ".join(sorted(set(runs["pruned"].dropna())))
 
 
 def wall_clock(runs: pd.DataFrame) -> str:
